@@ -1,0 +1,169 @@
+"""Wire types of the Sonaray API: the one definition the server and the SDK share.
+
+Options models say what a caller may ask of a task; result models say what comes back.
+Field names follow OpenAI's audio API where one exists (``verbose_json``), so an OpenAI
+client parses Sonaray's answers unchanged.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+TaskId = Literal["ctc", "seq2seq", "classify", "frames", "tts", "generate"]
+TASK_IDS: tuple[TaskId, ...] = ("ctc", "seq2seq", "classify", "frames", "tts", "generate")
+
+AudioFormat = Literal["wav", "flac", "pcm", "mp3", "ogg"]
+TranscriptFormat = Literal["json", "text", "srt", "vtt", "verbose_json"]
+
+
+class WireModel(BaseModel):
+    """Base of every wire type: unknown fields are an error, not silently dropped."""
+
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+
+# --- options: what a caller asks of a task --------------------------------------------
+
+
+class TranscriptionOptions(WireModel):
+    """Options for speech recognition (``ctc`` and ``seq2seq``)."""
+
+    task: Literal["transcribe", "translate"] = "transcribe"
+    language: str | None = Field(None, description="ISO-639-1 code; detected when omitted.")
+    prompt: str | None = Field(None, description="Initial prompt that biases spelling/style.")
+    temperature: float = Field(0.0, ge=0.0, le=1.0)
+    num_beams: int = Field(1, ge=1, le=8, description="1 = greedy decoding.")
+    timestamps: Literal["none", "segment", "word"] = "segment"
+
+
+class ClassificationOptions(WireModel):
+    top_k: int = Field(5, ge=1, le=100)
+
+
+class VadOptions(WireModel):
+    """Turning per-frame speech probabilities into segments."""
+
+    threshold: float = Field(0.5, gt=0.0, lt=1.0)
+    min_speech_duration_s: float = Field(0.25, ge=0.0)
+    min_silence_duration_s: float = Field(0.1, ge=0.0)
+    speech_pad_s: float = Field(0.03, ge=0.0)
+
+
+class SpeechOptions(WireModel):
+    """Text to speech."""
+
+    input: str = Field(..., description="Text to speak.")
+    voice: str | None = Field(None, description="Voice/speaker name or preset; model default.")
+    speed: float = Field(1.0, ge=0.25, le=4.0)
+    seed: int | None = None
+
+
+class GenerationOptions(WireModel):
+    """Text (and optional audio prompt) to music/sound."""
+
+    prompt: str
+    duration_s: float = Field(5.0, gt=0.0, le=30.0)
+    guidance_scale: float = Field(3.0, ge=0.0, le=20.0)
+    temperature: float = Field(1.0, gt=0.0, le=2.0)
+    seed: int | None = None
+
+
+# --- results ------------------------------------------------------------------------
+
+
+class WordTiming(WireModel):
+    word: str
+    start: float
+    end: float
+    probability: float | None = None
+
+
+class TranscriptSegment(WireModel):
+    id: int
+    start: float
+    end: float
+    text: str
+    avg_logprob: float | None = None
+    no_speech_prob: float | None = None
+    words: list[WordTiming] | None = None
+
+
+class Transcription(WireModel):
+    text: str
+    language: str | None = None
+    language_probability: float | None = None
+    duration: float
+    segments: list[TranscriptSegment] = Field(default_factory=list)
+    words: list[WordTiming] | None = None
+    model: str | None = None
+
+
+class LabelScore(WireModel):
+    label: str
+    score: float
+
+
+class Classification(WireModel):
+    labels: list[LabelScore]
+    model: str | None = None
+
+
+class SpeechSegment(WireModel):
+    start: float
+    end: float
+    label: str = "speech"
+    score: float | None = None
+    speaker: str | None = None
+
+
+class SpeechSegments(WireModel):
+    segments: list[SpeechSegment]
+    duration: float
+    model: str | None = None
+
+
+class ModelCard(WireModel):
+    id: str
+    object: Literal["model"] = "model"
+    owned_by: str = "sonaray"
+    task: TaskId
+    default: bool = False
+    sampling_rate: int | None = None
+
+
+class ModelList(WireModel):
+    object: Literal["list"] = "list"
+    data: list[ModelCard]
+
+
+class StepTiming(WireModel):
+    step: str
+    task: TaskId
+    model: str
+    seconds: float
+
+
+class PipelineResult(WireModel):
+    """What a pipeline returns as JSON; audio outputs come base64-encoded WAV."""
+
+    pipeline: str
+    steps: list[StepTiming]
+    segments: list[SpeechSegment] | None = None
+    transcription: Transcription | None = None
+    labels: list[Classification] | None = None
+    audio_base64: str | None = None
+    audio_sampling_rate: int | None = None
+
+
+class ErrorDetail(WireModel):
+    message: str
+    type: str
+    param: str | None = None
+    code: str | None = None
+
+
+class ErrorEnvelope(WireModel):
+    error: ErrorDetail
+    request_id: str | None = None
