@@ -1,0 +1,87 @@
+"""Real speech for tests: the Piper voice speaking sentences Whisper tiny.en gets word for word.
+
+Output is repeatable (Piper's noise is switched off) and cached per (text, rate); arrays
+come back read-only so one test cannot change another's audio.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+
+import numpy as np
+import soxr
+from sonaray_client.types import SpeechOptions
+
+from deployments.models import store
+from deployments.tasks.base import TextItem
+from deployments.tasks.piper_tts import PiperEngine
+
+VOICE_MODEL = "piper-joe-medium"
+
+# Each was checked: Whisper tiny.en (greedy) transcribes the Piper audio of it exactly.
+SENTENCES: tuple[str, ...] = (
+    "Hello world, this is a test of speech recognition.",
+    "The quick brown fox jumps over the lazy dog.",
+    "Please call me back when you get home tonight.",
+    "I would like a cup of coffee with milk.",
+    "We are going to the park this afternoon.",
+    "My favorite color is blue.",
+    "She sells fresh bread at the market every morning.",
+)
+
+# A sample quieter than this fraction of the peak counts as silence when trimming.
+_SILENCE = 0.02
+
+
+@functools.lru_cache(maxsize=1)
+def _engine() -> PiperEngine:
+    store.build_one(VOICE_MODEL)
+    path = store.store_root() / VOICE_MODEL
+    return PiperEngine(path, name=VOICE_MODEL, noise_scale=0.0, noise_w_scale=0.0)
+
+
+@functools.lru_cache(maxsize=256)
+def synthesize(text: str, sampling_rate: int = 16000) -> np.ndarray:
+    """``text`` spoken by the Piper voice: float32 mono at ``sampling_rate`` (read-only)."""
+    wave = _engine().forward([TextItem(SpeechOptions(input=text))])[0]
+    audio = wave.audio
+    if sampling_rate != wave.sampling_rate:
+        audio = soxr.resample(audio, wave.sampling_rate, sampling_rate)
+    audio = np.ascontiguousarray(audio, dtype=np.float32)
+    audio.flags.writeable = False
+    return audio
+
+
+def _trimmed(text: str) -> np.ndarray:
+    """The sentence at 16 kHz without its leading and trailing silence."""
+    audio = synthesize(text, 16000)
+    loud = np.flatnonzero(np.abs(audio) > _SILENCE * np.abs(audio).max())
+    return audio[loud[0] : loud[-1] + 1]
+
+
+@functools.lru_cache(maxsize=4)
+def long_clip(seconds: float = 90.0) -> tuple[np.ndarray, list[tuple[float, float, str]]]:
+    """``seconds`` of 16 kHz audio: SENTENCES in turn, 1-2 s of silence around each.
+
+    Returns the audio (read-only) and the true ``(start, end, text)`` of every sentence.
+    """
+    rate = 16000
+    rng = np.random.default_rng(0)
+    total = int(seconds * rate)
+    parts: list[np.ndarray] = []
+    truth: list[tuple[float, float, str]] = []
+    position = 0
+    for k in itertools.count():
+        gap = int(rng.uniform(1.0, 2.0) * rate)
+        text = SENTENCES[k % len(SENTENCES)]
+        speech = _trimmed(text)
+        if position + gap + len(speech) + rate > total:
+            break
+        parts += [np.zeros(gap, dtype=np.float32), speech]
+        truth.append(((position + gap) / rate, (position + gap + len(speech)) / rate, text))
+        position += gap + len(speech)
+    parts.append(np.zeros(total - position, dtype=np.float32))
+    audio = np.concatenate(parts)
+    audio.flags.writeable = False
+    return audio, truth
