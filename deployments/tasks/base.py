@@ -35,10 +35,15 @@ class AudioItem(Generic[OptionsT]):
 
 @dataclass
 class TextItem(Generic[OptionsT]):
-    """One text request (tts, generate); ``audio`` is an optional reference/prompt clip."""
+    """One text request (tts, generate); ``audio`` is an optional reference/prompt clip.
+
+    ``sampling_rate`` is the rate of ``audio``; None means it is already at the rate the
+    engine documents for reference audio.
+    """
 
     options: OptionsT
     audio: np.ndarray | None = None
+    sampling_rate: int | None = None
 
 
 @dataclass
