@@ -1,5 +1,47 @@
 """Python SDK for Sonaray, a distributed audio inference cluster."""
 
+from sonaray_client._version import __version__
+from sonaray_client.async_client import AsyncSonaray
+from sonaray_client.audio import AudioInput, encode_wav
+from sonaray_client.client import Sonaray
+from sonaray_client.errors import (
+    APIConnectionError,
+    APIError,
+    APIResponseValidationError,
+    APIStatusError,
+    APITimeoutError,
+    AuthenticationError,
+    BadRequestError,
+    InternalServerError,
+    NotFoundError,
+    PayloadTooLargeError,
+    RateLimitError,
+    ServiceUnavailableError,
+    SonarayError,
+    UnprocessableEntityError,
+    UnsupportedMediaTypeError,
+)
 from sonaray_client.types import *  # noqa: F403
 
-__version__ = "0.1.0"
+__all__ = [
+    "APIConnectionError",
+    "APIError",
+    "APIResponseValidationError",
+    "APIStatusError",
+    "APITimeoutError",
+    "AsyncSonaray",
+    "AudioInput",
+    "AuthenticationError",
+    "BadRequestError",
+    "InternalServerError",
+    "NotFoundError",
+    "PayloadTooLargeError",
+    "RateLimitError",
+    "ServiceUnavailableError",
+    "Sonaray",
+    "SonarayError",
+    "UnprocessableEntityError",
+    "UnsupportedMediaTypeError",
+    "__version__",
+    "encode_wav",
+]

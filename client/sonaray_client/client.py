@@ -1,0 +1,157 @@
+"""``Sonaray``: the blocking client. ``AsyncSonaray`` is its asyncio twin, method for method."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from os import PathLike
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+from pydantic import BaseModel
+
+from sonaray_client import core
+from sonaray_client.audio import AudioInput
+from sonaray_client.errors import APIError
+from sonaray_client.types import (
+    AudioFormat,
+    Classification,
+    ModelList,
+    PipelineResult,
+    SpeechSegments,
+    Transcription,
+)
+
+T = TypeVar("T")
+
+
+class Sonaray:
+    """Client for a Sonaray cluster; options are validated by the wire types before sending.
+
+    ``timeout`` is seconds (or an ``httpx.Timeout``); ``max_retries`` counts retries after
+    the first try on 429/503 and connection failures; ``http_client`` replaces the
+    ``httpx.Client`` the SDK would create (proxies, custom transports, tests).
+    """
+
+    def __init__(
+        self,
+        *,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        timeout: float | httpx.Timeout | None = None,
+        max_retries: int = 2,
+        http_client: httpx.Client | None = None,
+    ) -> None:
+        self.settings = core.ClientSettings.resolve(base_url, api_key, timeout, max_retries)
+        self._http = http_client or httpx.Client()
+        self._owns_http = http_client is None
+
+    @property
+    def base_url(self) -> str:
+        return self.settings.base_url
+
+    def close(self) -> None:
+        """Close the HTTP connections, unless the caller passed in their own client."""
+        if self._owns_http:
+            self._http.close()
+
+    def __enter__(self) -> Sonaray:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def transcribe(
+        self,
+        audio: AudioInput,
+        *,
+        model: str | None = None,
+        engine: core.Engine = "seq2seq",
+        **options: Any,
+    ) -> Transcription:
+        """Speech to text; ``options`` are ``TranscriptionOptions`` fields (language, task...)."""
+        return self._request(core.transcribe(audio, model, engine, options))
+
+    def classify(
+        self, audio: AudioInput, *, model: str | None = None, **options: Any
+    ) -> Classification:
+        """Top-k labels of a clip; ``options`` are ``ClassificationOptions`` fields."""
+        return self._request(core.classify(audio, model, options))
+
+    def detect_speech(
+        self, audio: AudioInput, *, model: str | None = None, **options: Any
+    ) -> SpeechSegments:
+        """Speech segments (VAD); ``options`` are ``VadOptions`` fields."""
+        return self._request(core.detect_speech(audio, model, options))
+
+    def speak(
+        self,
+        text: str,
+        *,
+        model: str | None = None,
+        response_format: AudioFormat = "wav",
+        **options: Any,
+    ) -> bytes:
+        """Text to encoded audio; ``options`` are ``SpeechOptions`` fields (voice, speed, seed)."""
+        return self._request(core.speak(text, model, response_format, options))
+
+    def speak_to_file(
+        self, text: str, path: str | PathLike[str], *, model: str | None = None, **options: Any
+    ) -> Path:
+        """``speak`` into ``path``, in the format its suffix names (wav when unknown)."""
+        path = Path(path)
+        fmt = core.format_for(path)
+        audio = self.speak(text, model=model, response_format=fmt, **options)
+        path.write_bytes(audio)
+        return path
+
+    def generate_audio(
+        self,
+        prompt: str,
+        *,
+        model: str | None = None,
+        audio_prompt: AudioInput | None = None,
+        response_format: AudioFormat = "wav",
+        **options: Any,
+    ) -> bytes:
+        """Music/sound from a text (and optional audio) prompt; ``GenerationOptions`` fields."""
+        call = core.generate_audio(prompt, model, audio_prompt, response_format, options)
+        return self._request(call)
+
+    def run_pipeline(
+        self,
+        name: str,
+        audio: AudioInput,
+        options: Mapping[str, BaseModel | Mapping[str, Any]] | None = None,
+    ) -> PipelineResult:
+        """Run a configured pipeline; ``options`` maps a step's task id to its options."""
+        return self._request(core.run_pipeline(name, audio, options))
+
+    def models(self) -> ModelList:
+        """The models the cluster serves."""
+        return self._request(core.list_models())
+
+    def health(self) -> dict[str, Any]:
+        """The server's health answer, ``{"status": "ok"}`` when it is up."""
+        return self._request(core.health())
+
+    def _request(self, call: core.ApiCall[T]) -> T:
+        attempt = 0
+        while True:
+            try:
+                return self._send_once(call)
+            except APIError as error:
+                delay = self.settings.retry.delay_before_retry(attempt, error)
+                if delay is None:
+                    raise
+            time.sleep(delay)
+            attempt += 1
+
+    def _send_once(self, call: core.ApiCall[T]) -> T:
+        request = call.build(self._http, self.settings)
+        try:
+            response = self._http.send(request)
+        except httpx.TransportError as exc:
+            raise core.connection_error(exc, request) from exc
+        return core.finish(call, response)
