@@ -1,0 +1,73 @@
+"""Frame classification (``frames``): per-frame probabilities -> speech segments (VAD).
+
+Speech probability per frame is ``1 - p(non_speech)``; for heads with speaker labels
+(diarization shape) each segment also names the speaker that wins most of its frames.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import numpy as np
+from sonaray_client.types import SpeechSegments, VadOptions
+
+from deployments.errors import ConfigError
+from deployments.tasks.base import AudioItem
+from deployments.tasks.hf_audio import HFAudioEngine
+from deployments.tasks.segments import probabilities_to_segments
+
+
+class FrameClassificationEngine(HFAudioEngine):
+    """``AutoModelForAudioFrameClassification`` (wav2vec2 VAD or speaker heads).
+
+    non_speech_label: the label meaning "nobody speaks"; every other label is speech.
+    """
+
+    task: ClassVar[str] = "frames"
+    auto_model: ClassVar[str] = "AutoModelForAudioFrameClassification"
+
+    def __init__(
+        self,
+        path: str,
+        *,
+        name: str,
+        device: str | None = None,
+        non_speech_label: str = "non_speech",
+        **options,
+    ):
+        super().__init__(path, name=name, device=device, **options)
+        config = self.model.config
+        self.labels = [config.id2label[i] for i in range(config.num_labels)]
+        if non_speech_label not in self.labels:
+            raise ConfigError(f"{name} has no {non_speech_label!r} label; labels: {self.labels}")
+        self.non_speech = self.labels.index(non_speech_label)
+        self.speakers = [i for i in range(len(self.labels)) if i != self.non_speech]
+        self.frame_seconds = self.samples_per_frame / self.sampling_rate
+
+    def probabilities(self, clips: list[np.ndarray]) -> list[np.ndarray]:
+        """Softmax (frames, labels) per clip, padded frames already cut off."""
+        probs = []
+        for logits in self.logits(clips):
+            shifted = np.exp(logits - logits.max(axis=-1, keepdims=True))
+            probs.append(shifted / shifted.sum(axis=-1, keepdims=True))
+        return probs
+
+    def forward(self, items: list[AudioItem[VadOptions]]) -> list[SpeechSegments]:
+        """Speech segments for each clip, in order."""
+        clips = [self.validate(item) for item in items]
+        results = []
+        for item, clip, probs in zip(items, clips, self.probabilities(clips), strict=True):
+            duration = len(clip) / self.sampling_rate
+            labels = None
+            if len(self.speakers) > 1:
+                winners = probs[:, self.speakers].argmax(axis=-1)
+                labels = [self.labels[self.speakers[w]] for w in winners]
+            segments = probabilities_to_segments(
+                1.0 - probs[:, self.non_speech],
+                self.frame_seconds,
+                item.options or VadOptions(),
+                duration,
+                labels,
+            )
+            results.append(SpeechSegments(segments=segments, duration=duration, model=self.name))
+        return results
