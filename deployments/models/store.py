@@ -146,7 +146,9 @@ def manifest(root: str | Path | None = None) -> dict[str, dict]:
     return json.loads(path.read_text()) if path.is_file() else {}
 
 
-def resolve(ref: str, root: str | Path | None = None, *, engine: str | None = None) -> ResolvedModel:
+def resolve(
+    ref: str, root: str | Path | None = None, *, engine: str | None = None
+) -> ResolvedModel:
     """Resolve a store name, a local directory or a Hub id to a loadable model."""
     if ref in CATALOG:
         spec = CATALOG[ref]

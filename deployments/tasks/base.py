@@ -102,7 +102,8 @@ def check_audio(
     audio = item.audio
     if item.sampling_rate != sampling_rate:
         raise InvalidAudio(
-            f"audio is at {item.sampling_rate} Hz; this model takes {sampling_rate} Hz", param="file"
+            f"audio is at {item.sampling_rate} Hz; this model takes {sampling_rate} Hz",
+            param="file",
         )
     if not isinstance(audio, np.ndarray) or audio.ndim != 1:
         raise InvalidAudio("audio must be a 1-D mono array", param="file")
@@ -110,9 +111,13 @@ def check_audio(
         raise InvalidAudio("audio is empty", param="file")
     seconds = audio.size / sampling_rate
     if seconds < min_seconds:
-        raise InvalidAudio(f"audio is {seconds:.3f}s long; at least {min_seconds}s needed", param="file")
+        raise InvalidAudio(
+            f"audio is {seconds:.3f}s long; at least {min_seconds}s needed", param="file"
+        )
     if max_seconds is not None and seconds > max_seconds:
-        raise PayloadTooLarge(f"audio is {seconds:.1f}s long; the limit is {max_seconds}s", param="file")
+        raise PayloadTooLarge(
+            f"audio is {seconds:.1f}s long; the limit is {max_seconds}s", param="file"
+        )
     if not np.all(np.isfinite(audio)):
         raise InvalidAudio("audio contains NaN or infinite samples", param="file")
     return np.ascontiguousarray(audio, dtype=np.float32)
@@ -123,7 +128,9 @@ def check_text(text: str, *, max_chars: int | None, param: str = "input") -> str
     if not isinstance(text, str) or not text.strip():
         raise InvalidRequest("text is empty", param=param)
     if max_chars is not None and len(text) > max_chars:
-        raise PayloadTooLarge(f"text is {len(text)} characters; the limit is {max_chars}", param=param)
+        raise PayloadTooLarge(
+            f"text is {len(text)} characters; the limit is {max_chars}", param=param
+        )
     return text.strip()
 
 

@@ -1,0 +1,64 @@
+"""``build_app(args)``: the one entry point from a Serve config (or Python) to the app.
+
+``serve run serve_config.yaml`` calls it through ``import_path:
+deployments.app:build_app``; tests call ``serve.run(build_app({...}))``: same path.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import ValidationError
+from ray.serve import Application
+
+from deployments.config import SonarayArgs
+from deployments.errors import ConfigError
+from deployments.router.ingress import Router
+from deployments.serving.task_deployment import ServedModel, TaskDeployment
+
+ROUTER = "Router"
+
+
+def get_deployment_options(name: str) -> dict[str, Any]:
+    """Serve options for one deployment; the Serve config's ``deployments:`` override them."""
+    if name == ROUTER:
+        return {
+            "name": ROUTER,
+            "max_ongoing_requests": 128,
+            "max_queued_requests": 256,
+            "ray_actor_options": {"num_cpus": 0.5},
+        }
+    return {
+        "name": name,
+        "max_ongoing_requests": 32,
+        "max_queued_requests": 64,
+        "ray_actor_options": {"num_cpus": 1, "num_gpus": 0},
+        "user_config": {"max_batch_size": 8, "batch_wait_timeout_s": 0.02},
+    }
+
+
+def parse_args(args: dict[str, Any] | SonarayArgs) -> SonarayArgs:
+    """Validate Sonaray args; a bad config raises ConfigError naming the field."""
+    if isinstance(args, SonarayArgs):
+        return args
+    try:
+        return SonarayArgs.model_validate(args)
+    except ValidationError as exc:
+        raise ConfigError(f"invalid Sonaray args: {exc}") from None
+
+
+def build_app(args: dict[str, Any]) -> Application:
+    """Validate the args and bind the router over one deployment per task family."""
+    config = parse_args(args)
+    handles = {}
+    for task in config.tasks:
+        models = [
+            ServedModel(m.name, m.ref, m.engine, dict(m.options)) for m in config.models_for(task)
+        ]
+        default = config.default_model(task).name
+        handles[task] = TaskDeployment.options(**get_deployment_options(task)).bind(
+            task, models, default
+        )
+    return Router.options(**get_deployment_options(ROUTER)).bind(
+        config.model_dump(mode="json"), handles
+    )

@@ -1,0 +1,125 @@
+"""Sonaray's own application args: models, pipelines, limits, auth. One strict model.
+
+Serve's own fields (replicas, autoscaling, ray_actor_options, max_ongoing_requests) live
+in the Serve config's ``deployments:`` list, not here.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from sonaray_client.types import TASK_IDS, TaskId
+
+from deployments.graph.types import check_pipeline
+from deployments.models.catalog import CATALOG
+from deployments.models.store import check_ref
+
+
+class StrictModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", protected_namespaces=(), frozen=True)
+
+
+class ModelConfig(StrictModel):
+    """One served model: a name callers use, the task family it serves, where it comes from."""
+
+    name: str = Field(..., pattern=r"^[A-Za-z0-9][A-Za-z0-9._/-]*$")
+    task: TaskId
+    source: str | None = Field(None, description="Store name, local dir or Hub id (default: name).")
+    engine: str | None = Field(None, description="Engine kind; default from the store entry.")
+    default: bool = False
+    options: dict[str, Any] = Field(default_factory=dict, description="Engine options.")
+
+    @property
+    def ref(self) -> str:
+        return self.source or self.name
+
+    @model_validator(mode="after")
+    def _known_source(self) -> ModelConfig:
+        check_ref(self.ref)
+        spec = CATALOG.get(self.ref)
+        if spec is not None and spec.task != self.task:
+            raise ValueError(f"store model {self.ref!r} serves {spec.task!r}, not {self.task!r}")
+        return self
+
+
+class StepConfig(StrictModel):
+    task: TaskId
+    model: str | None = None
+
+
+class LimitsConfig(StrictModel):
+    max_upload_bytes: int = Field(25 * 1024 * 1024, gt=0)
+    max_audio_seconds: float = Field(3600.0, gt=0)
+    max_text_chars: int = Field(4096, gt=0)
+    allowed_formats: list[str] | None = Field(
+        None, description="Accepted upload formats by extension (None: anything decodable)."
+    )
+    long_audio_seconds: float = Field(
+        30.0, gt=0, description="Transcriptions longer than this go through VAD chunking."
+    )
+    chunk_seconds: float = Field(30.0, gt=0, le=30.0, description="Max ASR chunk after VAD.")
+
+
+class AuthConfig(StrictModel):
+    api_keys_env: str | None = "SONARAY_API_KEYS"
+    api_keys_file: Path | None = None
+
+
+class SonarayArgs(StrictModel):
+    """The ``args:`` of a Sonaray application in a Serve config."""
+
+    models: list[ModelConfig] = Field(..., min_length=1)
+    pipelines: dict[str, list[StepConfig | TaskId]] = Field(default_factory=dict)
+    limits: LimitsConfig = Field(default_factory=LimitsConfig)
+    auth: AuthConfig = Field(default_factory=AuthConfig)
+
+    @field_validator("models")
+    @classmethod
+    def _unique_names(cls, models: list[ModelConfig]) -> list[ModelConfig]:
+        names = [m.name for m in models]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"model names must be unique; repeated: {dupes}")
+        for task in TASK_IDS:
+            defaults = [m.name for m in models if m.task == task and m.default]
+            if len(defaults) > 1:
+                raise ValueError(f"task {task!r} has several default models: {defaults}")
+        return models
+
+    @model_validator(mode="after")
+    def _pipelines_fit(self) -> SonarayArgs:
+        for name, steps in self.pipelines.items():
+            tasks = [s.task if isinstance(s, StepConfig) else s for s in steps]
+            for step in steps:
+                task = step.task if isinstance(step, StepConfig) else step
+                model = step.model if isinstance(step, StepConfig) else None
+                if task not in self.tasks:
+                    raise ValueError(f"pipelines.{name}: step {task!r} has no model serving it")
+                if model is not None and self.model(model).task != task:
+                    raise ValueError(f"pipelines.{name}: model {model!r} does not serve {task!r}")
+            check_pipeline(name, tasks)
+        return self
+
+    @property
+    def tasks(self) -> list[str]:
+        return [t for t in TASK_IDS if any(m.task == t for m in self.models)]
+
+    def model(self, name: str) -> ModelConfig:
+        for m in self.models:
+            if m.name == name:
+                return m
+        raise ValueError(f"unknown model {name!r}")
+
+    def models_for(self, task: str) -> list[ModelConfig]:
+        return [m for m in self.models if m.task == task]
+
+    def default_model(self, task: str) -> ModelConfig:
+        candidates = self.models_for(task)
+        return next((m for m in candidates if m.default), candidates[0])
+
+    def steps(self, pipeline: str) -> list[StepConfig]:
+        return [
+            s if isinstance(s, StepConfig) else StepConfig(task=s) for s in self.pipelines[pipeline]
+        ]

@@ -1,0 +1,138 @@
+"""The HTTP shell every route shares: the FastAPI app, request ids, auth, body limits and
+the one error envelope. Routes get the replica's ``SonarayService`` through ``Service``."""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import os
+import uuid
+from typing import Annotated
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sonaray_client.types import ErrorEnvelope
+
+from deployments.config import AuthConfig
+from deployments.errors import Overloaded, PayloadTooLarge, SonarayError, Unauthorized
+from deployments.router.service import SonarayService
+
+logger = logging.getLogger("ray.serve")
+
+OPEN_PATHS = {"/healthz", "/docs", "/redoc", "/openapi.json", "/docs/oauth2-redirect"}
+REQUEST_ID = "x-request-id"
+
+ERROR_RESPONSES = {
+    status: {"model": ErrorEnvelope, "description": text}
+    for status, text in {
+        400: "Invalid input: undecodable audio, empty text, bad option (the message says which).",
+        401: "Missing or wrong API key.",
+        404: "Unknown model or pipeline.",
+        413: "Over a limit: upload bytes, audio seconds or text characters.",
+        415: "Audio format not accepted.",
+        422: "Malformed request fields.",
+        503: "The cluster is full or a replica is restarting; retry after `Retry-After` seconds.",
+    }.items()
+}
+
+_service: SonarayService | None = None
+
+
+def install_service(service: SonarayService) -> None:
+    """Set this replica's service (one Router per replica process)."""
+    global _service
+    _service = service
+
+
+def current_service() -> SonarayService:
+    if _service is None:
+        raise Overloaded("the router is still starting")
+    return _service
+
+
+Service = Annotated[SonarayService, Depends(current_service)]
+
+
+def error_response(exc: SonarayError, request_id: str) -> JSONResponse:
+    headers = {REQUEST_ID: request_id}
+    if isinstance(exc, Overloaded):
+        headers["Retry-After"] = str(exc.retry_after_s)
+    body = {"error": exc.to_dict(), "request_id": request_id}
+    return JSONResponse(body, status_code=exc.status, headers=headers)
+
+
+def load_api_keys(auth: AuthConfig) -> set[str]:
+    """Keys from the configured environment variable and/or file (one per line or comma)."""
+    raw = ""
+    if auth.api_keys_env:
+        raw += os.environ.get(auth.api_keys_env, "")
+    if auth.api_keys_file is not None:
+        raw += "\n" + auth.api_keys_file.read_text()
+    return {k.strip() for k in raw.replace(",", "\n").splitlines() if k.strip()}
+
+
+def create_app() -> FastAPI:
+    app = FastAPI(
+        title="Sonaray",
+        version="0.1.0",
+        description="Hugging Face audio models served by Ray Serve: native task routes, "
+        "pipelines, an OpenAI-compatible audio API and Hugging Face task routes.",
+    )
+
+    @app.middleware("http")
+    async def envelope(request: Request, call_next):
+        request_id = request.headers.get(REQUEST_ID) or uuid.uuid4().hex
+        request.state.request_id = request_id
+        try:
+            _authorize(request)
+            _check_length(request)
+            response = await call_next(request)
+        except SonarayError as exc:
+            return error_response(exc, request_id)
+        response.headers[REQUEST_ID] = request_id
+        return response
+
+    @app.exception_handler(SonarayError)
+    async def sonaray_error(request: Request, exc: SonarayError):
+        return error_response(exc, request.state.request_id)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError):
+        first = exc.errors()[0] if exc.errors() else {}
+        param = ".".join(str(p) for p in first.get("loc", ())[1:]) or None
+        err = SonarayError(f"invalid request: {first.get('msg', exc)}", param=param)
+        err.status, err.type, err.code = 422, "invalid_request_error", "invalid_field"
+        return error_response(err, request.state.request_id)
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception):
+        logger.exception("unhandled error in request %s", request.state.request_id)
+        err = SonarayError(f"internal error ({type(exc).__name__}); request id in the logs")
+        return error_response(err, request.state.request_id)
+
+    return app
+
+
+def _authorize(request: Request) -> None:
+    keys = current_service().api_keys if _service is not None else set()
+    if not keys or request.url.path in OPEN_PATHS:
+        return
+    header = request.headers.get("authorization", "")
+    token = header[7:].strip() if header.lower().startswith("bearer ") else ""
+    if not token or not any(hmac.compare_digest(token, k) for k in keys):
+        raise Unauthorized("missing or invalid API key: send `Authorization: Bearer <key>`")
+
+
+def _check_length(request: Request) -> None:
+    """Refuse an over-size body from its Content-Length before reading it."""
+    length = request.headers.get("content-length")
+    if _service is None or length is None or not length.isdigit():
+        return
+    limit = _service.limits.max_upload_bytes + 64 * 1024  # multipart framing and fields
+    if int(length) > limit:
+        raise PayloadTooLarge(
+            f"request body is {length} bytes; the upload limit is "
+            f"{_service.limits.max_upload_bytes} bytes",
+            param="file",
+        )

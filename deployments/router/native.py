@@ -1,0 +1,174 @@
+"""Sonaray's native routes: one per task family, pipelines, models, health."""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, File, Form, UploadFile
+from fastapi.responses import Response
+from pydantic import BaseModel, ValidationError
+from sonaray_client.types import (
+    Classification,
+    ClassificationOptions,
+    GenerationOptions,
+    ModelList,
+    PipelineResult,
+    SpeechOptions,
+    SpeechSegments,
+    Transcription,
+    TranscriptionOptions,
+    VadOptions,
+)
+
+from deployments.audio import encode_audio
+from deployments.errors import InvalidRequest
+from deployments.router.http import ERROR_RESPONSES, Service
+from deployments.tasks.base import AudioItem, TextItem
+
+router = APIRouter(responses=ERROR_RESPONSES)
+
+FileField = Annotated[UploadFile, File(description="Audio file (wav, flac, ogg, mp3, m4a, ...).")]
+ModelField = Annotated[str | None, Form(description="Model name; the task's default if omitted.")]
+OptionsField = Annotated[str | None, Form(description="Task options as a JSON object.")]
+AUDIO_RESPONSE = {200: {"content": {"audio/wav": {}}, "description": "Encoded audio."}}
+
+
+def parse_options(raw: str | None, kind: type[BaseModel], param: str = "options") -> Any:
+    """Parse a JSON options form field into its wire type, or a 400 naming the field."""
+    try:
+        return kind.model_validate(json.loads(raw) if raw else {})
+    except (json.JSONDecodeError, ValidationError) as exc:
+        raise InvalidRequest(f"invalid {param}: {exc}", param=param) from exc
+
+
+async def read_upload(file: UploadFile, service) -> bytes:
+    data = await file.read(service.limits.max_upload_bytes + 1)
+    service.check_upload(data, file.filename)
+    return data
+
+
+@router.get("/healthz", tags=["meta"])
+async def healthz() -> dict:
+    return {"status": "ok"}
+
+
+@router.get("/v1/models", tags=["meta"])
+async def list_models(service: Service) -> ModelList:
+    return ModelList(data=await service.model_cards())
+
+
+async def _audio_task(service, task: str, file: UploadFile, model: str | None, options: Any):
+    data = await read_upload(file, service)
+    audio = await service.decode(data, file.filename, task, model)
+    if task in ("seq2seq", "ctc"):
+        return await service.transcribe(audio, options, task, model)
+    return await service.call(task, model, AudioItem(audio.audio, audio.sampling_rate, options))
+
+
+@router.post("/v1/seq2seq", tags=["tasks"])
+async def seq2seq(
+    service: Service, file: FileField, model: ModelField = None, options: OptionsField = None
+) -> Transcription:
+    """Speech recognition/translation with an encoder-decoder model (Whisper)."""
+    return await _audio_task(
+        service, "seq2seq", file, model, parse_options(options, TranscriptionOptions)
+    )
+
+
+@router.post("/v1/ctc", tags=["tasks"])
+async def ctc(
+    service: Service, file: FileField, model: ModelField = None, options: OptionsField = None
+) -> Transcription:
+    """Speech recognition with a CTC model (wav2vec2, HuBERT), with word offsets."""
+    return await _audio_task(
+        service, "ctc", file, model, parse_options(options, TranscriptionOptions)
+    )
+
+
+@router.post("/v1/classify", tags=["tasks"])
+async def classify(
+    service: Service, file: FileField, model: ModelField = None, options: OptionsField = None
+) -> Classification:
+    """Audio classification: top-k labels with scores."""
+    return await _audio_task(
+        service, "classify", file, model, parse_options(options, ClassificationOptions)
+    )
+
+
+@router.post("/v1/frames", tags=["tasks"])
+async def frames(
+    service: Service, file: FileField, model: ModelField = None, options: OptionsField = None
+) -> SpeechSegments:
+    """Frame classification: voice activity / speaker segments."""
+    return await _audio_task(service, "frames", file, model, parse_options(options, VadOptions))
+
+
+class SpeechRequest(SpeechOptions):
+    model: str | None = None
+    response_format: Literal["wav", "flac", "pcm", "mp3", "ogg"] = "wav"
+
+
+class GenerateRequest(GenerationOptions):
+    model: str | None = None
+    response_format: Literal["wav", "flac", "pcm", "mp3", "ogg"] = "wav"
+
+
+def audio_response(waveform, fmt: str) -> Response:
+    data, media_type = encode_audio(waveform.audio, waveform.sampling_rate, fmt)
+    return Response(
+        data, media_type=media_type, headers={"x-sampling-rate": str(waveform.sampling_rate)}
+    )
+
+
+@router.post("/v1/tts", tags=["tasks"], response_class=Response, responses=AUDIO_RESPONSE)
+async def tts(service: Service, body: SpeechRequest) -> Response:
+    """Text to speech."""
+    options = SpeechOptions.model_validate(body.model_dump(exclude={"model", "response_format"}))
+    waveform = await service.synthesize("tts", body.model, TextItem(options))
+    return audio_response(waveform, body.response_format)
+
+
+@router.post("/v1/generate", tags=["tasks"], response_class=Response, responses=AUDIO_RESPONSE)
+async def generate(service: Service, body: GenerateRequest) -> Response:
+    """Text to music/sound (MusicGen)."""
+    options = GenerationOptions.model_validate(
+        body.model_dump(exclude={"model", "response_format"})
+    )
+    service.check_text(options.prompt, param="prompt")
+    waveform = await service.call("generate", body.model, TextItem(options))
+    return audio_response(waveform, body.response_format)
+
+
+@router.post("/v1/pipelines/{name}", tags=["pipelines"])
+async def pipeline(
+    service: Service, name: str, response: Response, file: FileField, options: OptionsField = None
+) -> PipelineResult:
+    """Run a configured pipeline (e.g. frames → seq2seq → tts) on an audio file."""
+    try:
+        per_step = json.loads(options) if options else {}
+    except json.JSONDecodeError as exc:
+        raise InvalidRequest(f"invalid options: {exc}", param="options") from exc
+    if not isinstance(per_step, dict):
+        raise InvalidRequest("options must be a JSON object keyed by task id", param="options")
+    first = service.pipeline_steps(name)[0]
+    data = await read_upload(file, service)
+    audio = await service.decode(data, file.filename, first.task, first.model)
+    state = await service.pipeline(name, audio, per_step)
+    audio_b64 = rate = None
+    if state.waveform is not None:
+        wav, _ = encode_audio(state.waveform.audio, state.waveform.sampling_rate, "wav")
+        audio_b64, rate = base64.b64encode(wav).decode(), state.waveform.sampling_rate
+    response.headers["server-timing"] = ", ".join(
+        f"{i}-{s.step};dur={s.seconds * 1000:.1f}" for i, s in enumerate(state.steps)
+    )
+    return PipelineResult(
+        pipeline=name,
+        steps=state.steps,
+        segments=state.segments,
+        transcription=state.transcription,
+        labels=state.labels,
+        audio_base64=audio_b64,
+        audio_sampling_rate=rate,
+    )

@@ -1,0 +1,209 @@
+"""One generic Ray Serve deployment that serves any task engine, batched across requests.
+
+Each task family is this class bound under its task id (``seq2seq``, ``frames``, ...).
+Requests for several models of one task are routed with Serve model multiplexing, and
+Serve's batch queue already splits batches by multiplexed model id, so one forward pass
+never mixes models.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from ray import serve
+from ray.serve.metrics import Counter, Histogram
+from sonaray_client.types import ModelCard
+
+from deployments.errors import ModelError, ModelNotFound, SonarayError
+from deployments.models.store import resolve
+from deployments.tasks.base import set_torch_threads
+from deployments.tasks.registry import load_engine
+
+logger = logging.getLogger("ray.serve")
+
+BATCH_BUCKETS = [1, 2, 4, 8, 16, 32, 64]
+SECONDS_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30]
+
+
+@dataclass(frozen=True)
+class ServedModel:
+    """What a task deployment needs to load one model (plain data, cheap to pickle)."""
+
+    name: str
+    ref: str
+    engine: str | None
+    options: dict[str, Any]
+
+
+@dataclass
+class Failed:
+    """A per-item failure carried out of a batch, so one bad item fails only its caller."""
+
+    error: BaseException
+
+
+class BatchingConfig:
+    """The live-tunable part of a task deployment (Serve ``user_config``)."""
+
+    FIELDS = {"max_batch_size": int, "batch_wait_timeout_s": float}
+
+    @classmethod
+    def validate(cls, user_config: dict) -> dict:
+        unknown = set(user_config) - set(cls.FIELDS)
+        if unknown:
+            raise ValueError(
+                f"unknown user_config field(s) {sorted(unknown)}; known: {list(cls.FIELDS)}"
+            )
+        return {k: cls.FIELDS[k](v) for k, v in user_config.items()}
+
+
+@serve.deployment(max_ongoing_requests=32, health_check_period_s=10)
+class TaskDeployment:
+    """Serves one task family: loads its engines, batches requests, reports metrics."""
+
+    async def __init__(
+        self, task: str, models: list[ServedModel], default: str, num_threads: int | None = None
+    ):
+        self.task = task
+        self.models = {m.name: m for m in models}
+        self.default = default
+        set_torch_threads(num_threads or _cpu_share())
+        self._loaded: set[str] = set()
+        tags = ("task", "model")
+        self._batch_size = Histogram(
+            "sonaray_batch_size", "Items per forward pass.", boundaries=BATCH_BUCKETS, tag_keys=tags
+        )
+        self._queue_time = Histogram(
+            "sonaray_queue_seconds",
+            "Time from arrival to batch start.",
+            boundaries=SECONDS_BUCKETS,
+            tag_keys=tags,
+        )
+        self._model_time = Histogram(
+            "sonaray_model_seconds",
+            "Forward-pass time per batch.",
+            boundaries=SECONDS_BUCKETS,
+            tag_keys=tags,
+        )
+        self._errors = Counter(
+            "sonaray_errors", "Failed items by error code.", tag_keys=(*tags, "code")
+        )
+        self.last_batch_sizes: list[int] = []
+        self._default_engine = await self.get_engine(default)
+
+    @serve.multiplexed(max_num_models_per_replica=4)
+    async def get_engine(self, model_id: str):
+        """Load (or reuse) the engine of one model; Serve evicts the least recently used."""
+        spec = self.models.get(model_id)
+        if spec is None:
+            raise ModelNotFound(f"task {self.task!r} serves no model {model_id!r}", param="model")
+        resolved = resolve(spec.ref, engine=spec.engine)
+        started = time.perf_counter()
+        engine = await asyncio.to_thread(
+            load_engine, self.task, resolved.engine, resolved.path, name=model_id, **spec.options
+        )
+        logger.info(
+            "loaded %s (%s) in %.1fs", model_id, resolved.engine, time.perf_counter() - started
+        )
+        self._loaded.add(model_id)
+        return engine
+
+    def reconfigure(self, user_config: dict) -> None:
+        config = BatchingConfig.validate(user_config)
+        if "max_batch_size" in config:
+            self.infer.set_max_batch_size(config["max_batch_size"])
+        if "batch_wait_timeout_s" in config:
+            self.infer.set_batch_wait_timeout_s(config["batch_wait_timeout_s"])
+
+    async def __call__(self, item: Any) -> Any:
+        """Run one request item through the batch queue; raises its typed error."""
+        model_id = serve.get_multiplexed_model_id() or self.default
+        result = await self.infer(model_id, item, time.perf_counter())
+        if isinstance(result, Failed):
+            raise result.error
+        return result
+
+    @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.02)
+    async def infer(
+        self, model_ids: list[str], items: list[Any], arrived: list[float]
+    ) -> list[Any]:
+        model_id = model_ids[0]  # Serve splits batches by multiplexed model id
+        tags = {"task": self.task, "model": model_id}
+        start = time.perf_counter()
+        for t in arrived:
+            self._queue_time.observe(start - t, tags=tags)
+        self._batch_size.observe(len(items), tags=tags)
+        self.last_batch_sizes = (self.last_batch_sizes + [len(items)])[-256:]
+        engine = await self.get_engine(model_id)
+        results = await asyncio.to_thread(self._forward_isolated, engine, items)
+        self._model_time.observe(time.perf_counter() - start, tags=tags)
+        for r in results:
+            if isinstance(r, Failed):
+                code = getattr(r.error, "code", None) or "internal"
+                self._errors.inc(tags={**tags, "code": code})
+        return results
+
+    @staticmethod
+    def _forward_isolated(engine: Any, items: list[Any]) -> list[Any]:
+        """Forward a batch; if it fails, retry one by one so only the bad items fail."""
+        try:
+            return list(engine.forward(items))
+        except Exception as exc:
+            if len(items) == 1:
+                return [Failed(_as_sonaray_error(engine, exc))]
+        out: list[Any] = []
+        for item in items:
+            try:
+                out.extend(engine.forward([item]))
+            except Exception as exc:
+                out.append(Failed(_as_sonaray_error(engine, exc)))
+        return out
+
+    def stats(self) -> dict:
+        """Recent batch sizes and loaded models (tests and operators read this)."""
+        return {
+            "task": self.task,
+            "batch_sizes": list(self.last_batch_sizes),
+            "loaded": sorted(self._loaded),
+            "pid": os.getpid(),
+            "device": str(getattr(self._default_engine, "device", "cpu")),
+        }
+
+    def model_cards(self) -> list[ModelCard]:
+        rate = self._default_engine.sampling_rate
+        return [
+            ModelCard(
+                id=name,
+                task=self.task,
+                default=name == self.default,
+                sampling_rate=rate if name == self.default else None,
+            )
+            for name in self.models
+        ]
+
+    def sampling_rate(self) -> int:
+        """The default engine's rate: audio sent here must be at this rate."""
+        return self._default_engine.sampling_rate
+
+
+def _as_sonaray_error(engine: Any, exc: BaseException) -> BaseException:
+    if isinstance(exc, SonarayError):
+        return exc
+    logger.exception("model %s failed", getattr(engine, "name", "?"), exc_info=exc)
+    return ModelError(f"model {getattr(engine, 'name', '?')} failed: {type(exc).__name__}: {exc}")
+
+
+def _cpu_share() -> int:
+    """Threads for torch: the CPUs Ray gave this replica (at least 1)."""
+    try:
+        import ray
+
+        cpus = ray.get_runtime_context().get_assigned_resources().get("CPU", 1)
+    except Exception:
+        cpus = 1
+    return max(1, int(round(cpus)))
