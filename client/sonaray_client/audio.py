@@ -50,8 +50,11 @@ def to_upload(audio: AudioInput) -> AudioUpload:
     if isinstance(audio, (str, os.PathLike)):
         path = Path(audio)
         content = path.read_bytes()
-        guessed = mimetypes.guess_type(path.name)[0]
-        return AudioUpload(path.name, content, guessed or sniff_content_type(content))
+        # The bytes are surer than the suffix, and mimetypes' names vary by platform.
+        content_type = sniff_content_type(content)
+        if content_type == "application/octet-stream":
+            content_type = mimetypes.guess_type(path.name)[0] or content_type
+        return AudioUpload(path.name, content, content_type)
     if isinstance(audio, (bytes, bytearray, memoryview)):
         content = bytes(audio)
         return AudioUpload("audio", content, sniff_content_type(content))
