@@ -16,11 +16,16 @@ app = typer.Typer(help="Kubernetes (KubeRay) manifests.", no_args_is_help=True)
 console = Console(stderr=True)
 
 
+@app.callback()
+def k8s() -> None:
+    """Kubernetes (KubeRay) manifests."""
+
+
 @app.command("render")
 def render_command(
-    config: Annotated[
-        Path, typer.Option("--config", help="Ray Serve config to serve.")
-    ] = Path("serve_config.yaml"),
+    config: Annotated[Path, typer.Option("--config", help="Ray Serve config to serve.")] = Path(
+        "serve_config.yaml"
+    ),
     gpu: Annotated[
         bool | None,
         typer.Option("--gpu/--cpu", help="Render only the GPU or the CPU variant (default both)."),

@@ -15,10 +15,12 @@ from typing import Any
 import yaml
 from sonaray_client.types import TASK_IDS
 
+from deployments.app import ROUTER, get_deployment_options, parse_args
 from deployments.errors import ConfigError
 from deployments.k8s.sizing import GroupSize, ReplicaNeeds, replica_needs, size_group
 
 NAME = "sonaray"
+SONARAY_APP = "deployments.app:build_app"
 IMAGE = f"sonaray:{version('sonaray')}"
 GPU_IMAGE = f"{IMAGE}-gpu"
 RAY_VERSION = version("ray")
@@ -46,8 +48,24 @@ def load_serve_config(path: str | Path) -> dict[str, Any]:
     return config
 
 
+def app_deployments(app: dict[str, Any]) -> list[dict[str, Any]]:
+    """A Sonaray app's deployments with the options Serve will run them with.
+
+    Serve overrides each code default (``get_deployment_options``) with the config's
+    entry, top-level key by key; deployments the config leaves out keep the defaults.
+    """
+    listed = {d["name"]: d for d in app.get("deployments", [])}
+    if app.get("import_path") != SONARAY_APP:
+        return list(listed.values())
+    names = [ROUTER, *parse_args(app.get("args") or {}).tasks]
+    unknown = sorted(set(listed) - set(names))
+    if unknown:
+        raise ConfigError(f"app {app.get('name')!r}: deployments {unknown} are not in it: {names}")
+    return [{**get_deployment_options(name), **listed.get(name, {})} for name in names]
+
+
 def _deployments(config: dict[str, Any]) -> list[dict[str, Any]]:
-    return [d for app in config["applications"] for d in app.get("deployments", [])]
+    return [d for app in config["applications"] for d in app_deployments(app)]
 
 
 def _is_task(deployment: dict[str, Any]) -> bool:
@@ -57,14 +75,21 @@ def _is_task(deployment: dict[str, Any]) -> bool:
 def place_on_gpus(config: dict[str, Any]) -> dict[str, Any]:
     """The GPU variant of a Serve config: task replicas on GPU workers, the rest on CPU."""
     config = copy.deepcopy(config)
-    for deployment in _deployments(config):
-        options = deployment.setdefault("ray_actor_options", {})
-        resources = options.setdefault("resources", {})
-        if _is_task(deployment):
-            options["num_gpus"] = options.get("num_gpus") or GPU_SHARE[deployment["name"]]
-            resources[GPU_NODE_RESOURCE] = 1
-        else:
-            resources[CPU_NODE_RESOURCE] = 1
+    for app in config["applications"]:
+        entries = {d["name"]: d for d in app.get("deployments", [])}
+        for deployment in app_deployments(app):
+            entry = entries.setdefault(deployment["name"], {"name": deployment["name"]})
+            # The config's ray_actor_options replace the code's whole, so start from the
+            # effective ones.
+            options = copy.deepcopy(deployment.get("ray_actor_options") or {})
+            resources = options.setdefault("resources", {})
+            if _is_task(deployment):
+                options["num_gpus"] = options.get("num_gpus") or GPU_SHARE[deployment["name"]]
+                resources[GPU_NODE_RESOURCE] = 1
+            else:
+                resources[CPU_NODE_RESOURCE] = 1
+            entry["ray_actor_options"] = options
+        app["deployments"] = list(entries.values())
     return config
 
 
@@ -126,8 +151,12 @@ def _worker_group(name: str, needs: list[ReplicaNeeds], *, gpu: bool, marker: st
     size = size_group(needs, gpus_per_pod=1 if gpu else 0)
     spec: dict[str, Any] = {
         "containers": [
-            _container("ray-worker", GPU_IMAGE if gpu else IMAGE, size.container_resources(),
-                       {"serve": SERVE_PORT, "metrics": METRICS_PORT})  # fmt: skip
+            _container(
+                "ray-worker",
+                GPU_IMAGE if gpu else IMAGE,
+                size.container_resources(),
+                {"serve": SERVE_PORT, "metrics": METRICS_PORT},
+            )  # fmt: skip
         ]
     }
     if gpu:

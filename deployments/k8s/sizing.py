@@ -47,7 +47,10 @@ class GroupSize:
 
     def container_resources(self) -> dict[str, str]:
         """Requests == limits: a Ray node must own what it advertises to the scheduler."""
-        quantities = {"cpu": str(self.ray_cpus + POD_CPU_OVERHEAD), "memory": f"{self.memory_gib}Gi"}
+        quantities = {
+            "cpu": str(self.ray_cpus + POD_CPU_OVERHEAD),
+            "memory": f"{self.memory_gib}Gi",
+        }
         if self.ray_gpus:
             quantities["nvidia.com/gpu"] = str(self.ray_gpus)
         return quantities
