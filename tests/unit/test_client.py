@@ -19,6 +19,7 @@ from sonaray_client import (
     TranscriptionOptions,
     encode_wav,
 )
+from sonaray_client.subtitles import to_srt, to_vtt
 
 WAV = encode_wav([0.0, 0.5, -0.5, 1.0], 16000)
 
@@ -231,3 +232,15 @@ def test_int16_array_and_float_list_encode_identically():
         encode_wav(np.zeros(4, dtype=np.int32), 16000)
     with pytest.raises(ValueError, match="sampling_rate"):
         encode_wav([0.0], 0)
+
+
+def test_subtitles_count_hours_and_fall_back_to_one_cue_without_segments():
+    long = Transcription(
+        text="late",
+        duration=4000.0,
+        segments=[{"id": 0, "start": 3725.5, "end": 3727.25, "text": " late"}],
+    )
+    assert to_srt(long) == "1\n01:02:05,500 --> 01:02:07,250\nlate\n"
+    plain = Transcription(text="no timestamps", duration=2.0)
+    assert to_vtt(plain) == "WEBVTT\n\n00:00:00.000 --> 00:00:02.000\nno timestamps\n"
+    assert to_srt(Transcription(text=" ", duration=1.0)) == ""
