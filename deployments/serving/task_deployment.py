@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+import ray
 from ray import serve
 from ray.serve.metrics import Counter, Histogram
 from sonaray_client.types import ModelCard
@@ -171,6 +172,7 @@ class TaskDeployment:
             "batch_sizes": list(self.last_batch_sizes),
             "loaded": sorted(self._loaded),
             "pid": os.getpid(),
+            "gpu_ids": [str(g) for g in ray.get_gpu_ids()],
             "device": str(getattr(self._default_engine, "device", "cpu")),
         }
 
@@ -201,8 +203,6 @@ def _as_sonaray_error(engine: Any, exc: BaseException) -> BaseException:
 def _cpu_share() -> int:
     """Threads for torch: the CPUs Ray gave this replica (at least 1)."""
     try:
-        import ray
-
         cpus = ray.get_runtime_context().get_assigned_resources().get("CPU", 1)
     except Exception:
         cpus = 1

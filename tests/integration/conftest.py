@@ -1,0 +1,40 @@
+"""One live Ray Serve cluster for the whole test session (see tests/serve_cluster.py)."""
+
+from __future__ import annotations
+
+import os
+
+import httpx
+import pytest
+from serve_cluster import LOGICAL_GPUS, session_config
+
+
+@pytest.fixture(scope="session")
+def ray_session():
+    import ray
+    from ray import serve
+
+    ray.init(
+        num_cpus=8,
+        num_gpus=LOGICAL_GPUS,
+        include_dashboard=False,
+        namespace="serve",
+        runtime_env={"env_vars": {"SONARAY_MODEL_STORE": os.environ["SONARAY_MODEL_STORE"]}},
+    )
+    yield ray
+    serve.shutdown()
+    ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def serve_url(ray_session) -> str:
+    """Base URL of the session's Sonaray app (deployed once, shared by every test)."""
+    from deployments.launch import deploy_config
+
+    return deploy_config(session_config(), timeout_s=900, quiet=True)
+
+
+@pytest.fixture
+def http(serve_url):
+    with httpx.Client(base_url=serve_url, timeout=300) as client:
+        yield client

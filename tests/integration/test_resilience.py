@@ -1,0 +1,114 @@
+"""Autoscaling under load, and a replica killed under load losing no accepted request."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import time
+
+import httpx
+import numpy as np
+import pytest
+import ray
+import soundfile as sf
+from ray import serve
+from ray.util.state import list_actors
+from serve_cluster import PORT
+from speech import SENTENCES, synthesize
+
+pytestmark = pytest.mark.serve
+BASE = f"http://127.0.0.1:{PORT}"
+
+
+def wav(audio: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    sf.write(buf, audio, 16000, format="WAV", subtype="PCM_16")
+    return buf.getvalue()
+
+
+def running_replicas(app: str, deployment: str) -> int:
+    status = serve.status().applications[app].deployments[deployment]
+    return status.replica_states.get("RUNNING", 0)
+
+
+def wait_for(predicate, timeout_s: float, what: str) -> float:
+    started = time.monotonic()
+    while not predicate():
+        if time.monotonic() - started > timeout_s:
+            raise AssertionError(f"not {what} within {timeout_s}s")
+        time.sleep(0.5)
+    return time.monotonic() - started
+
+
+async def _load(path: str, data: bytes, clients: int, seconds: float) -> list[int]:
+    """``clients`` concurrent loops posting ``data`` for ``seconds``; returns statuses."""
+    statuses: list[int] = []
+    deadline = time.monotonic() + seconds
+
+    async def loop(client: httpx.AsyncClient):
+        while time.monotonic() < deadline:
+            r = await client.post(path, files={"file": ("a.wav", data)})
+            statuses.append(r.status_code)
+
+    async with httpx.AsyncClient(base_url=BASE, timeout=120) as client:
+        await asyncio.gather(*(loop(client) for _ in range(clients)))
+    return statuses
+
+
+def test_deployment_scales_up_under_load_and_back_down(serve_url):
+    assert running_replicas("scaling", "frames") == 1
+    clip = wav(np.tile(synthesize(SENTENCES[0]), 4))
+
+    async def load_and_watch() -> tuple[list[int], int]:
+        peak = 0
+
+        async def watch():
+            nonlocal peak
+            for _ in range(60):
+                peak = max(peak, running_replicas("scaling", "frames"))
+                await asyncio.sleep(0.5)
+
+        statuses, _ = await asyncio.gather(_load("/scaling/v1/frames", clip, 8, 25), watch())
+        return statuses, peak
+
+    statuses, peak = asyncio.run(load_and_watch())
+    assert set(statuses) == {200}
+    assert 2 <= peak <= 3  # max_replicas is 3
+    wait_for(lambda: running_replicas("scaling", "frames") == 1, 90, "back to one replica")
+
+
+def _replica_actor(app: str, deployment: str):
+    alive = list_actors(filters=[("state", "=", "ALIVE")], detail=True, limit=1000)
+    (actor,) = [a for a in alive if a.class_name == f"ServeReplica:{app}:{deployment}"]
+    return ray.get_actor(actor.name, namespace="serve"), actor.pid
+
+
+def test_killed_replica_loses_no_accepted_request(serve_url):
+    clip = wav(synthesize(SENTENCES[4]))
+    actor, pid = _replica_actor("sonaray", "classify")
+
+    async def load_and_kill() -> list[httpx.Response]:
+        async with httpx.AsyncClient(base_url=BASE, timeout=120) as client:
+
+            async def one(delay: float) -> httpx.Response:
+                await asyncio.sleep(delay)
+                return await client.post("/v1/classify", files={"file": ("a.wav", clip)})
+
+            async def kill():
+                await asyncio.sleep(0.5)
+                ray.kill(actor, no_restart=True)
+
+            results = await asyncio.gather(*(one(i * 0.05) for i in range(40)), kill())
+            return results[:-1]
+
+    responses = asyncio.run(load_and_kill())
+    for r in responses:
+        assert r.status_code in (200, 503), r.text
+        if r.status_code == 503:
+            assert r.headers["retry-after"] and r.json()["error"]["code"] == "overloaded"
+    assert sum(r.status_code == 200 for r in responses) > 0
+    wait_for(lambda: running_replicas("sonaray", "classify") == 1, 120, "replaced")
+    _, new_pid = _replica_actor("sonaray", "classify")
+    assert new_pid != pid
+    after = httpx.post(f"{BASE}/v1/classify", files={"file": ("a.wav", clip)}, timeout=120)
+    assert after.status_code == 200

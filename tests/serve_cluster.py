@@ -1,0 +1,61 @@
+"""The test session's Serve config: serve_config.all.yaml plus test-only changes.
+
+Ray gets 4 logical GPUs and every task deployment asks for 0.5 of one, so fractional
+GPU scheduling is exercised on a machine without a GPU (engines fall back to CPU).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+PORT = 8123
+TASK_GPU_FRACTION = 0.5
+LOGICAL_GPUS = 4
+
+
+# A second, small app whose only task scales fast: the autoscaling test drives it.
+SCALING_APP = {
+    "name": "scaling",
+    "route_prefix": "/scaling",
+    "import_path": "deployments.app:build_app",
+    "args": {"models": [{"name": "tiny-wav2vec2-vad", "task": "frames"}]},
+    "deployments": [
+        {"name": "Router", "ray_actor_options": {"num_cpus": 0.1}},
+        {
+            "name": "frames",
+            "ray_actor_options": {"num_cpus": 0.1, "num_gpus": 0},
+            "max_ongoing_requests": 4,
+            "autoscaling_config": {
+                "min_replicas": 1,
+                "max_replicas": 3,
+                "target_ongoing_requests": 1,
+                "upscale_delay_s": 1,
+                "downscale_delay_s": 3,
+                "metrics_interval_s": 0.5,
+                "look_back_period_s": 2,
+            },
+            "user_config": {"max_batch_size": 2, "batch_wait_timeout_s": 0.05},
+        },
+    ],
+}
+
+
+def session_config(seq2seq_user_config: dict | None = None):
+    """serve_config.all.yaml with the test port, a GPU fraction on every task, and the
+    scaling app; ``seq2seq_user_config`` overrides that deployment's batching."""
+    from ray.serve.schema import ServeApplicationSchema
+
+    from deployments.launch import load_config
+
+    config = load_config(REPO / "serve_config.all.yaml")
+    config.http_options.host = "127.0.0.1"
+    config.http_options.port = PORT
+    for app in config.applications:
+        for dep in app.deployments:
+            if dep.name != "Router":
+                dep.ray_actor_options.num_gpus = TASK_GPU_FRACTION
+            if dep.name == "seq2seq" and seq2seq_user_config is not None:
+                dep.user_config = seq2seq_user_config
+    config.applications.append(ServeApplicationSchema.model_validate(SCALING_APP))
+    return config
