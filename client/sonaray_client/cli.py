@@ -209,6 +209,8 @@ def pipeline(
     if result.audio_base64 and output is not None:
         output.write_bytes(base64.b64decode(result.audio_base64))
         err_console.print(f"audio written to {escape(str(output))}")
+    elif result.audio_base64:
+        err_console.print("the result holds audio: pass --output FILE to save it")
     shown = result.model_dump(mode="json", exclude_none=True, exclude={"audio_base64"})
     console.print_json(data=shown)
 
