@@ -21,7 +21,8 @@ def _encodec_32khz(codebook_size: int):
     return EncodecConfig(
         sampling_rate=32000,
         audio_channels=1,
-        target_bandwidths=[2.2],
+        # 4 codebooks of log2(64) = 6 bits at 50 frames/s: 1.2 kbps (2.2 with the real 2048 codes)
+        target_bandwidths=[1.25],
         upsampling_ratios=[8, 5, 4, 4],
         hidden_size=16,
         num_filters=4,
@@ -33,6 +34,16 @@ def _encodec_32khz(codebook_size: int):
         normalize=False,
         use_causal_conv=False,
     )
+
+
+def randomize_codebooks(codec) -> None:
+    """Give a fresh EnCodec distinct code vectors; they start as zeros, so all codes sound alike."""
+    import torch
+
+    with torch.no_grad():
+        for layer in codec.quantizer.layers:
+            layer.codebook.embed.normal_()
+            layer.codebook.embed_avg.copy_(layer.codebook.embed)
 
 
 def build_tiny_musicgen(target: Path) -> None:
@@ -85,6 +96,7 @@ def build_tiny_musicgen(target: Path) -> None:
         pad_token_id=pad,
     )
     model = MusicgenForConditionalGeneration(config).eval()
+    randomize_codebooks(model.audio_encoder)
     model.generation_config = GenerationConfig(
         decoder_start_token_id=pad,
         bos_token_id=pad,
