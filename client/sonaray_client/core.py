@@ -89,7 +89,9 @@ class ApiCall(Generic[T]):
     data: dict[str, str] | None = None
     files: dict[str, tuple[str, bytes, str]] | None = None
 
-    def build(self, http: httpx.Client | httpx.AsyncClient, settings: ClientSettings):
+    def build(
+        self, http: httpx.Client | httpx.AsyncClient, settings: ClientSettings
+    ) -> httpx.Request:
         """The httpx request for this call on ``http``."""
         return http.build_request(
             self.method,
