@@ -101,9 +101,15 @@ def serve_config_v2(config: dict[str, Any]) -> str:
     return yaml.safe_dump(serve, sort_keys=False, width=100)
 
 
-def _env() -> list[dict[str, Any]]:
+def _env(config: dict[str, Any]) -> list[dict[str, Any]]:
+    """The API keys Secret, under the variable each Sonaray app's `auth` reads."""
+    names = {
+        parse_args(app.get("args") or {}).auth.api_keys_env
+        for app in config["applications"]
+        if app.get("import_path") == SONARAY_APP
+    }
     key_ref = {"name": API_KEYS_SECRET, "key": "api-keys"}
-    return [{"name": "SONARAY_API_KEYS", "valueFrom": {"secretKeyRef": key_ref}}]
+    return [{"name": n, "valueFrom": {"secretKeyRef": key_ref}} for n in sorted(names - {None})]
 
 
 def _pod_metadata(group: str) -> dict[str, Any]:
@@ -114,18 +120,21 @@ def _pod_metadata(group: str) -> dict[str, Any]:
     }
 
 
-def _container(name: str, image: str, resources: dict[str, str], ports: dict[str, int]):
+def _container(
+    name: str, image: str, env: list[dict[str, Any]], resources: dict[str, str],
+    ports: dict[str, int],
+) -> dict[str, Any]:  # fmt: skip
     return {
         "name": name,
         "image": image,
         "imagePullPolicy": "IfNotPresent",
-        "env": _env(),
+        "env": env,
         "ports": [{"name": n, "containerPort": p} for n, p in ports.items()],
         "resources": {"requests": dict(resources), "limits": dict(resources)},
     }
 
 
-def _head_group() -> dict[str, Any]:
+def _head_group(env: list[dict[str, Any]]) -> dict[str, Any]:
     ports = {"gcs-server": 6379, "dashboard": 8265, "client": 10001, "serve": SERVE_PORT,
              "metrics": METRICS_PORT}  # fmt: skip
     return {
@@ -134,7 +143,7 @@ def _head_group() -> dict[str, Any]:
         "rayStartParams": {"dashboard-host": "0.0.0.0", "num-cpus": "0"},
         "template": {
             "metadata": _pod_metadata("head"),
-            "spec": {"containers": [_container("ray-head", IMAGE, HEAD_RESOURCES, ports)]},
+            "spec": {"containers": [_container("ray-head", IMAGE, env, HEAD_RESOURCES, ports)]},
         },
     }
 
@@ -147,13 +156,17 @@ def _start_params(size: GroupSize, marker: str | None) -> dict[str, str]:
     return params
 
 
-def _worker_group(name: str, needs: list[ReplicaNeeds], *, gpu: bool, marker: str | None):
+def _worker_group(
+    name: str, needs: list[ReplicaNeeds], env: list[dict[str, Any]], *, gpu: bool,
+    marker: str | None,
+) -> dict[str, Any]:  # fmt: skip
     size = size_group(needs, gpus_per_pod=1 if gpu else 0)
     spec: dict[str, Any] = {
         "containers": [
             _container(
                 "ray-worker",
                 GPU_IMAGE if gpu else IMAGE,
+                env,
                 size.container_resources(),
                 {"serve": SERVE_PORT, "metrics": METRICS_PORT},
             )  # fmt: skip
@@ -177,6 +190,7 @@ def _worker_group(name: str, needs: list[ReplicaNeeds], *, gpu: bool, marker: st
 
 def _worker_groups(config: dict[str, Any], *, gpu: bool) -> list[dict[str, Any]]:
     deployments = _deployments(config)
+    env = _env(config)
     if not gpu:
         asking = [d["name"] for d in deployments if replica_needs(d).gpus > 0]
         if asking:
@@ -184,15 +198,15 @@ def _worker_groups(config: dict[str, Any], *, gpu: bool) -> list[dict[str, Any]]
                 f"deployments {asking} ask for num_gpus but the CPU variant has no GPU "
                 "workers; keep num_gpus 0 in the Serve config (the GPU variant adds shares)"
             )
-        return [_worker_group("cpu", [replica_needs(d) for d in deployments], gpu=False,
-                              marker=None)]  # fmt: skip
+        everything = [replica_needs(d) for d in deployments]
+        return [_worker_group("cpu", everything, env, gpu=False, marker=None)]
     cpu = [replica_needs(d) for d in deployments if not _is_task(d)]
     tasks = [replica_needs(d) for d in deployments if _is_task(d)]
     groups = []
     if cpu:
-        groups.append(_worker_group("cpu", cpu, gpu=False, marker=CPU_NODE_RESOURCE))
+        groups.append(_worker_group("cpu", cpu, env, gpu=False, marker=CPU_NODE_RESOURCE))
     if tasks:
-        groups.append(_worker_group("gpu", tasks, gpu=True, marker=GPU_NODE_RESOURCE))
+        groups.append(_worker_group("gpu", tasks, env, gpu=True, marker=GPU_NODE_RESOURCE))
     return groups
 
 
@@ -209,7 +223,7 @@ def render(config: dict[str, Any], *, gpu: bool) -> dict[str, Any]:
                 "rayVersion": RAY_VERSION,
                 "enableInTreeAutoscaling": True,
                 "autoscalerOptions": {"upscalingMode": "Default", "idleTimeoutSeconds": 60},
-                "headGroupSpec": _head_group(),
+                "headGroupSpec": _head_group(_env(serve)),
                 "workerGroupSpecs": _worker_groups(serve, gpu=gpu),
             },
         },
@@ -218,6 +232,10 @@ def render(config: dict[str, Any], *, gpu: bool) -> dict[str, Any]:
 
 class _LiteralDumper(yaml.SafeDumper):
     """Writes multi-line strings (serveConfigV2) as `|` blocks, readable in review."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        # Groups share one env list; kubectl users expect it spelt out, not as `*id001`.
+        return True
 
 
 def _str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
@@ -236,4 +254,5 @@ def render_text(config_path: str | Path, *, gpu: bool) -> str:
 
 
 def manifest_path(out_dir: str | Path, *, gpu: bool) -> Path:
+    """Where the CPU or GPU variant's manifest lives in `out_dir`."""
     return Path(out_dir) / f"rayservice-{'gpu' if gpu else 'cpu'}.yaml"

@@ -297,3 +297,11 @@ def test_serve_config_v2_builds_the_sonaray_app(name, manifest):
             # Every deployment the app runs is placed explicitly, none left to chance.
             tasks = parse_args(app["args"]).tasks
             assert set(_deployments(manifest)) == {"Router", *tasks}
+
+
+def test_api_keys_env_follows_the_apps_auth_config():
+    config = render.load_serve_config(SERVE_CONFIG)
+    config["applications"][0]["args"]["auth"] = {"api_keys_env": "TEAM_KEYS"}
+    manifest = render.render(config, gpu=False)
+    for _, template in _pod_templates(manifest):
+        assert [e["name"] for e in template["spec"]["containers"][0]["env"]] == ["TEAM_KEYS"]
