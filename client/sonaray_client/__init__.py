@@ -1,5 +1,6 @@
 """Python SDK for Sonaray, a distributed audio inference cluster."""
 
+from sonaray_client import types
 from sonaray_client._version import __version__
 from sonaray_client.async_client import AsyncSonaray
 from sonaray_client.audio import AudioInput, encode_wav
@@ -44,4 +45,5 @@ __all__ = [
     "UnsupportedMediaTypeError",
     "__version__",
     "encode_wav",
+    *types.__all__,
 ]

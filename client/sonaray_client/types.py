@@ -11,6 +11,32 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+__all__ = [
+    "AudioFormat",
+    "Classification",
+    "ClassificationOptions",
+    "ErrorDetail",
+    "ErrorEnvelope",
+    "GenerationOptions",
+    "LabelScore",
+    "ModelCard",
+    "ModelList",
+    "PipelineResult",
+    "SpeechOptions",
+    "SpeechSegment",
+    "SpeechSegments",
+    "StepTiming",
+    "TASK_IDS",
+    "TaskId",
+    "TranscriptFormat",
+    "TranscriptSegment",
+    "Transcription",
+    "TranscriptionOptions",
+    "VadOptions",
+    "WireModel",
+    "WordTiming",
+]
+
 TaskId = Literal["ctc", "seq2seq", "classify", "frames", "tts", "generate"]
 TASK_IDS: tuple[TaskId, ...] = ("ctc", "seq2seq", "classify", "frames", "tts", "generate")
 
