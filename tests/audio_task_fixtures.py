@@ -34,7 +34,7 @@ BAD_AUDIO = [
     pytest.param(np.zeros(100, np.float32), SR, InvalidAudio, id="shorter-than-a-frame"),
     pytest.param(nan_clip(), SR, InvalidAudio, id="nan"),
     pytest.param(np.zeros((2, SR), np.float32), SR, InvalidAudio, id="stereo"),
-    pytest.param(clips(3.0)[0], SR, PayloadTooLarge, id="over-max-audio-seconds"),
+    pytest.param(clips(3.5)[0], SR, PayloadTooLarge, id="over-max-audio-seconds"),
 ]
 
 

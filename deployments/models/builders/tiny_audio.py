@@ -18,6 +18,9 @@ SOUND_EVENTS = ["speech", "music", "dog", "car_horn", "siren", "applause"]
 VAD_LABELS = ["non_speech", "speech"]
 SPEAKER_LABELS = ["non_speech", "speaker_0", "speaker_1", "speaker_2"]
 # Same special tokens and order as facebook/wav2vec2-base-960h: <pad> is the CTC blank.
+# Wider random weights than the default 0.02 spread speech probabilities over 0.1-0.8 from
+# frame to frame (not a flat 0.45-0.55), so VAD hysteresis and segment merging get exercised.
+_FRAME_INIT = 0.2
 CTC_VOCAB = ["<pad>", "<s>", "</s>", "<unk>", "|", *"ABCDEFGHIJKLMNOPQRSTUVWXYZ", "'"]
 
 
@@ -92,23 +95,26 @@ def build_tiny_ctc(target: Path) -> None:
     _save(Wav2Vec2ForCTC(config), target)
 
 
-def _build_wav2vec2_head(target: Path, model_class: str, labels: list[str]) -> None:
+def _build_wav2vec2_head(
+    target: Path, model_class: str, labels: list[str], initializer_range: float = 0.02
+) -> None:
     import torch
     import transformers
 
     _wav2vec2_feature_extractor().save_pretrained(target)
     torch.manual_seed(SEED)
-    _save(getattr(transformers, model_class)(_wav2vec2_config(labels)), target)
+    config = _wav2vec2_config(labels, initializer_range=initializer_range)
+    _save(getattr(transformers, model_class)(config), target)
 
 
 def build_tiny_vad(target: Path) -> None:
     """Wav2Vec2ForAudioFrameClassification with labels non_speech/speech."""
-    _build_wav2vec2_head(target, "Wav2Vec2ForAudioFrameClassification", VAD_LABELS)
+    _build_wav2vec2_head(target, "Wav2Vec2ForAudioFrameClassification", VAD_LABELS, _FRAME_INIT)
 
 
 def build_tiny_speakers(target: Path) -> None:
     """Frame classifier with non_speech + three speakers (a diarization head's shape)."""
-    _build_wav2vec2_head(target, "Wav2Vec2ForAudioFrameClassification", SPEAKER_LABELS)
+    _build_wav2vec2_head(target, "Wav2Vec2ForAudioFrameClassification", SPEAKER_LABELS, _FRAME_INIT)
 
 
 def build_tiny_classifier(target: Path) -> None:
