@@ -1,14 +1,7 @@
-"""CTC speech recognition (``ctc``): greedy decoding with word offsets, long audio chunked.
-
-Long audio is cut like transformers' ASR pipeline (``chunk_length_s``/``stride_length_s``):
-overlapping chunks whose edges (the strides) are dropped from the logits. Chunk starts
-and strides are whole model frames, so the kept frames tile the clip's own frame grid
-exactly and offsets stay in clip time.
-"""
+"""CTC speech recognition (``ctc``): greedy decoding with word offsets, long audio chunked."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
@@ -19,19 +12,9 @@ from sonaray_client.types import (
     WordTiming,
 )
 
-from deployments.errors import ConfigError, InvalidRequest
+from deployments.errors import InvalidRequest
 from deployments.tasks.base import AudioItem
-from deployments.tasks.hf_audio import HFAudioEngine
-
-
-@dataclass(frozen=True)
-class Chunk:
-    """Samples [start, end) of a clip; keep its frames [keep_from, keep_to) (None: to the end)."""
-
-    start: int
-    end: int
-    keep_from: int
-    keep_to: int | None
+from deployments.tasks.hf_audio import Chunker, HFAudioEngine
 
 
 class CTCEngine(HFAudioEngine):
@@ -55,17 +38,9 @@ class CTCEngine(HFAudioEngine):
         **options,
     ):
         super().__init__(path, name=name, device=device, **options)
-        self.chunk_len = self.stride = None
-        if chunk_length_s:
-            align = self.samples_per_frame
-            self.chunk_len = round(chunk_length_s * self.sampling_rate / align) * align
-            stride_s = chunk_length_s / 6 if stride_length_s is None else stride_length_s
-            # At least one frame: a chunk's last frame sees less audio than the others.
-            self.stride = max(align, round(stride_s * self.sampling_rate / align) * align)
-            if self.chunk_len <= 2 * self.stride:
-                raise ConfigError(
-                    f"chunk_length_s={chunk_length_s} must exceed twice stride_length_s={stride_s}"
-                )
+        self.chunker = Chunker.from_seconds(
+            chunk_length_s, stride_length_s, self.sampling_rate, self.samples_per_frame
+        )
         blank = self.tokenizer.pad_token_id
         keep = {blank, self.tokenizer.convert_tokens_to_ids(self.tokenizer.word_delimiter_token)}
         # bos/eos/unk are not text: decoding them as blanks keeps them out of transcripts.
@@ -81,32 +56,10 @@ class CTCEngine(HFAudioEngine):
         self.tokenizer = processor.tokenizer
         return processor.feature_extractor
 
-    def chunks(self, n: int) -> list[Chunk]:
-        """How a clip of ``n`` samples is cut; one chunk when it fits."""
-        if self.chunk_len is None or n <= self.chunk_len:
-            return [Chunk(0, n, 0, None)]
-        align, step = self.samples_per_frame, self.chunk_len - 2 * self.stride
-        chunks = []
-        for start in range(0, n, step):
-            last = start + self.chunk_len >= n
-            keep_from = 0 if start == 0 else self.stride // align
-            keep_to = None if last else (self.chunk_len - self.stride) // align
-            chunks.append(Chunk(start, min(start + self.chunk_len, n), keep_from, keep_to))
-            if last:
-                break
-        return chunks
-
     def frame_tokens(self, clips: list[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray]]:
         """Greedy token id and its probability for every frame of each clip."""
-        plans = [self.chunks(len(clip)) for clip in clips]
-        pieces = [
-            clip[c.start : c.end] for clip, plan in zip(clips, plans, strict=True) for c in plan
-        ]
-        logits = iter(self.logits(pieces))
         results = []
-        for plan in plans:
-            kept = [next(logits)[c.keep_from : c.keep_to] for c in plan]
-            frames = np.concatenate(kept)
+        for frames in self.frame_logits(clips, self.chunker):
             shifted = np.exp(frames - frames.max(axis=-1, keepdims=True))
             probs = shifted / shifted.sum(axis=-1, keepdims=True)
             ids = probs.argmax(axis=-1)

@@ -13,7 +13,7 @@ from sonaray_client.types import SpeechSegments, VadOptions
 
 from deployments.errors import ConfigError
 from deployments.tasks.base import AudioItem
-from deployments.tasks.hf_audio import HFAudioEngine
+from deployments.tasks.hf_audio import Chunker, HFAudioEngine
 from deployments.tasks.segments import probabilities_to_segments
 
 
@@ -21,6 +21,8 @@ class FrameClassificationEngine(HFAudioEngine):
     """``AutoModelForAudioFrameClassification`` (wav2vec2 VAD or speaker heads).
 
     non_speech_label: the label meaning "nobody speaks"; every other label is speech.
+    chunk_length_s: longer clips run in overlapping chunks (attention cost grows with the
+        square of the length); stride_length_s: context dropped at each inner chunk edge.
     """
 
     task: ClassVar[str] = "frames"
@@ -33,9 +35,14 @@ class FrameClassificationEngine(HFAudioEngine):
         name: str,
         device: str | None = None,
         non_speech_label: str = "non_speech",
+        chunk_length_s: float | None = 30.0,
+        stride_length_s: float | None = None,
         **options,
     ):
         super().__init__(path, name=name, device=device, **options)
+        self.chunker = Chunker.from_seconds(
+            chunk_length_s, stride_length_s, self.sampling_rate, self.samples_per_frame
+        )
         config = self.model.config
         self.labels = [config.id2label[i] for i in range(config.num_labels)]
         if non_speech_label not in self.labels:
@@ -47,7 +54,7 @@ class FrameClassificationEngine(HFAudioEngine):
     def probabilities(self, clips: list[np.ndarray]) -> list[np.ndarray]:
         """Softmax (frames, labels) per clip, padded frames already cut off."""
         probs = []
-        for logits in self.logits(clips):
+        for logits in self.frame_logits(clips, self.chunker):
             shifted = np.exp(logits - logits.max(axis=-1, keepdims=True))
             probs.append(shifted / shifted.sum(axis=-1, keepdims=True))
         return probs

@@ -2,22 +2,78 @@
 
 One subclass per task family names its Auto class and turns logits into results; the
 padding, attention masks, sub-batching, device and frame bookkeeping live here once.
+
+Long audio for frame-level heads (ctc, frames) is cut like transformers' ASR pipeline
+(``chunk_length_s``/``stride_length_s``): overlapping chunks whose edges (the strides)
+are dropped from the logits. Chunk starts and strides are whole model frames, so the
+kept frames tile the clip's own frame grid exactly and offsets stay in clip time.
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
 
-from deployments.errors import ModelError, ModelNotFound
+from deployments.errors import ConfigError, ModelError, ModelNotFound
 from deployments.tasks.base import AudioItem, check_audio, pick_device
 
 logger = logging.getLogger("sonaray.engine")
 
 # An fbank frame (AST) spans 25 ms; a clip shorter than one gives the extractor nothing.
 _FBANK_WINDOW_S = 0.025
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """Samples [start, end) of a clip; keep its frames [keep_from, keep_to) (None: to the end)."""
+
+    start: int
+    end: int
+    keep_from: int
+    keep_to: int | None
+
+
+@dataclass(frozen=True)
+class Chunker:
+    """How clips longer than ``chunk_len`` samples are cut; all lengths in samples."""
+
+    chunk_len: int
+    stride: int
+    align: int
+
+    @classmethod
+    def from_seconds(
+        cls, chunk_length_s: float | None, stride_length_s: float | None, rate: int, align: int
+    ) -> Chunker | None:
+        """None when chunking is off; stride defaults to chunk_length_s / 6 as in transformers."""
+        if not chunk_length_s:
+            return None
+        chunk_len = round(chunk_length_s * rate / align) * align
+        stride_s = chunk_length_s / 6 if stride_length_s is None else stride_length_s
+        # At least one frame: a chunk's last frame sees less audio than the others.
+        stride = max(align, round(stride_s * rate / align) * align)
+        if chunk_len <= 2 * stride:
+            raise ConfigError(
+                f"chunk_length_s={chunk_length_s} must exceed twice stride_length_s={stride_s}"
+            )
+        return cls(chunk_len, stride, align)
+
+    def chunks(self, n: int) -> list[Chunk]:
+        """How a clip of ``n`` samples is cut; one chunk when it fits."""
+        if n <= self.chunk_len:
+            return [Chunk(0, n, 0, None)]
+        chunks = []
+        for start in range(0, n, self.chunk_len - 2 * self.stride):
+            last = start + self.chunk_len >= n
+            keep_from = 0 if start == 0 else self.stride // self.align
+            keep_to = None if last else (self.chunk_len - self.stride) // self.align
+            chunks.append(Chunk(start, min(start + self.chunk_len, n), keep_from, keep_to))
+            if last:
+                break
+        return chunks
 
 
 class HFAudioEngine:
@@ -40,7 +96,6 @@ class HFAudioEngine:
         max_audio_seconds: float | None = 600.0,
         batch_size: int = 8,
     ):
-        import torch
         import transformers
 
         self.name = name
@@ -57,7 +112,6 @@ class HFAudioEngine:
             ) from exc
         self.sampling_rate: int = self.feature_extractor.sampling_rate
         self.min_samples = self._receptive_field()
-        self._torch = torch
         logger.info("loaded %s model %s on %s", self.task, name, self.device)
 
     def _load_feature_extractor(self, path: str) -> Any:
@@ -103,8 +157,22 @@ class HFAudioEngine:
                 results[i] = row
         return results
 
+    def frame_logits(self, clips: list[np.ndarray], chunker: Chunker | None) -> list[np.ndarray]:
+        """(frames, labels) logits per clip on its own frame grid, chunks stitched together."""
+        if chunker is None:
+            return self.logits(clips)
+        plans = [chunker.chunks(len(clip)) for clip in clips]
+        pieces = [
+            clip[c.start : c.end] for clip, plan in zip(clips, plans, strict=True) for c in plan
+        ]
+        logits = iter(self.logits(pieces))
+        return [
+            np.concatenate([next(logits)[c.keep_from : c.keep_to] for c in plan]) for plan in plans
+        ]
+
     def _run(self, clips: list[np.ndarray]) -> list[np.ndarray]:
-        torch = self._torch
+        import torch
+
         # The extractor's own return_attention_mask setting is the model's: wav2vec2-base
         # style (group-norm) checkpoints must not get a mask, layer-norm ones need it.
         inputs = self.feature_extractor(

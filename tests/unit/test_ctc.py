@@ -73,7 +73,7 @@ def test_timestamps_option_controls_segments_and_words(ctc):
 
 def test_long_audio_is_chunked_onto_the_clip_frame_grid(chunked):
     audios = clips(3.3, 1.7, 0.8)
-    assert len(chunked.chunks(len(audios[0]))) > 2
+    assert len(chunked.chunker.chunks(len(audios[0]))) > 2
     # Every frame of the clip decoded exactly once: no frame lost or doubled at seams.
     for audio, (ids, confidence) in zip(audios, chunked.frame_tokens(audios), strict=True):
         assert len(ids) == len(confidence) == wav2vec2_frames(len(audio))
@@ -85,17 +85,17 @@ def test_long_audio_is_chunked_onto_the_clip_frame_grid(chunked):
 
 def test_clip_shorter_than_a_chunk_is_not_chunked(ctc, chunked):
     audio = clips(0.9)
-    assert chunked.chunks(len(audio[0])) == ctc.chunks(len(audio[0]))
+    assert len(chunked.chunker.chunks(len(audio[0]))) == 1
     assert chunked.forward(items(audio, WORDS)) == ctc.forward(items(audio, WORDS))
 
 
 def test_chunk_plan_covers_the_clip_with_strides(chunked):
     n = round(3.3 * SR)
-    plan = chunked.chunks(n)
+    plan = chunked.chunker.chunks(n)
     assert plan[0].start == 0 and plan[-1].end == n and plan[-1].keep_to is None
     for before, after in zip(plan, plan[1:], strict=False):
         # Overlap of two strides, each dropped on one side of the seam.
-        assert before.end - after.start == 2 * chunked.stride
+        assert before.end - after.start == 2 * chunked.chunker.stride
         assert before.keep_to * 320 + before.start == after.keep_from * 320 + after.start
 
 

@@ -76,6 +76,18 @@ def test_segments_are_ordered_and_inside_the_clip(request, engine):
         previous_end = segment.end
 
 
+def test_long_audio_is_chunked_onto_the_clip_frame_grid(model_path):
+    engine = FrameClassificationEngine(
+        model_path("tiny-wav2vec2-vad"), name="v", chunk_length_s=1.0, stride_length_s=0.2
+    )
+    audio = clips(3.3)
+    assert len(engine.chunker.chunks(len(audio[0]))) > 2
+    (probs,) = engine.probabilities(audio)
+    assert probs.shape == (wav2vec2_frames(len(audio[0])), 2)
+    segments = engine.forward(items(audio, CHOPPY["vad"]))[0].segments
+    assert len(segments) > 3 and segments[-1].end <= 3.3
+
+
 def test_threshold_decides_what_is_speech(vad):
     audio = clips(1.5)
     everything = VadOptions(threshold=0.01, speech_pad_s=0.0)
