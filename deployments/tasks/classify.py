@@ -57,6 +57,8 @@ class AudioClassificationEngine(HFAudioEngine):
             raise ConfigError(f"window_s={window_s} is shorter than one model frame")
         self.window = window
         self.hop = round(hop_s * self.sampling_rate) if hop_s else window
+        if self.hop is not None and window is not None and self.hop > window:
+            raise ConfigError(f"hop_s={hop_s} is longer than the window: audio would be skipped")
 
     def _fixed_window(self) -> int | None:
         """Samples the extractor turns into exactly ``max_length`` frames; None if unbounded."""

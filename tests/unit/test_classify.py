@@ -97,6 +97,15 @@ def test_bad_audio_raises_typed_errors(ast, audio, rate, error):
         ast.forward([*items(clips(0.5), ALL), AudioItem(audio, rate, ALL)])
 
 
-def test_window_longer_than_the_model_is_a_config_error(model_path):
-    with pytest.raises(ConfigError, match="longer"):
-        AudioClassificationEngine(model_path("tiny-ast"), name="a", window_s=5.0)
+def test_windows_that_would_skip_audio_are_config_errors(model_path):
+    with pytest.raises(ConfigError, match="longer than tiny-ast"):
+        AudioClassificationEngine(model_path("tiny-ast"), name="tiny-ast", window_s=5.0)
+    with pytest.raises(ConfigError, match="skipped"):
+        AudioClassificationEngine(model_path("tiny-ast"), name="a", window_s=0.5, hop_s=0.8)
+
+
+def test_overlapping_windows_cover_the_clip(model_path):
+    engine = AudioClassificationEngine(model_path("tiny-ast"), name="a", window_s=0.5, hop_s=0.25)
+    spans = engine.windows(round(1.6 * SR))
+    assert spans[0] == (0, 8000) and spans[-1] == (17600, 25600)
+    assert all(b[0] - a[0] <= 4000 for a, b in zip(spans, spans[1:], strict=False))
