@@ -116,7 +116,10 @@ def train_char_sentencepiece(model_file: Path, **special_ids: int) -> Path:
 
 
 def build_tiny_speecht5(target: Path) -> None:
-    """SpeechT5ForTextToSpeech + processor, ``vocoder/`` HiFi-GAN, default speaker embedding."""
+    """SpeechT5ForTextToSpeech + processor, ``vocoder/`` HiFi-GAN, speaker embeddings.
+
+    ``speaker_embedding.npy`` is the default voice; ``voices/<name>.npy`` are named ones.
+    """
     import torch
     from transformers import (
         SpeechT5Config,
@@ -164,8 +167,12 @@ def build_tiny_speecht5(target: Path) -> None:
         upsample_kernel_sizes=[8, 8, 8, 8],
         resblock_kernel_sizes=[3],
         resblock_dilation_sizes=[[1, 3]],
+        # At the default 0.01 a random vocoder outputs ~1e-8 (voices look equal); 0.5 clips.
+        initializer_range=0.2,
     )
     SpeechT5HifiGan(vocoder_config).eval().save_pretrained(target / "vocoder")
     rng = np.random.default_rng(0)
-    embedding = rng.standard_normal(512).astype(np.float32)
-    np.save(target / "speaker_embedding.npy", embedding / np.linalg.norm(embedding))
+    (target / "voices").mkdir()
+    for file in ("speaker_embedding.npy", "voices/alice.npy", "voices/bob.npy"):
+        embedding = rng.standard_normal(512).astype(np.float32)
+        np.save(target / file, embedding / np.linalg.norm(embedding))
