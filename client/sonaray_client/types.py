@@ -50,6 +50,13 @@ class WireModel(BaseModel):
     model_config = ConfigDict(extra="forbid", protected_namespaces=())
 
 
+class WireResult(BaseModel):
+    """Base of every response type: fields a newer server adds are ignored, so an older
+    client keeps working (requests stay strict; responses are forward compatible)."""
+
+    model_config = ConfigDict(extra="ignore", protected_namespaces=())
+
+
 # --- options: what a caller asks of a task --------------------------------------------
 
 
@@ -99,14 +106,14 @@ class GenerationOptions(WireModel):
 # --- results ------------------------------------------------------------------------
 
 
-class WordTiming(WireModel):
+class WordTiming(WireResult):
     word: str
     start: float
     end: float
     probability: float | None = None
 
 
-class TranscriptSegment(WireModel):
+class TranscriptSegment(WireResult):
     id: int
     start: float
     end: float
@@ -116,7 +123,7 @@ class TranscriptSegment(WireModel):
     words: list[WordTiming] | None = None
 
 
-class Transcription(WireModel):
+class Transcription(WireResult):
     text: str
     language: str | None = None
     language_probability: float | None = None
@@ -126,17 +133,17 @@ class Transcription(WireModel):
     model: str | None = None
 
 
-class LabelScore(WireModel):
+class LabelScore(WireResult):
     label: str
     score: float
 
 
-class Classification(WireModel):
+class Classification(WireResult):
     labels: list[LabelScore]
     model: str | None = None
 
 
-class SpeechSegment(WireModel):
+class SpeechSegment(WireResult):
     start: float
     end: float
     label: str = "speech"
@@ -144,13 +151,13 @@ class SpeechSegment(WireModel):
     speaker: str | None = None
 
 
-class SpeechSegments(WireModel):
+class SpeechSegments(WireResult):
     segments: list[SpeechSegment]
     duration: float
     model: str | None = None
 
 
-class ModelCard(WireModel):
+class ModelCard(WireResult):
     id: str
     object: Literal["model"] = "model"
     owned_by: str = "sonaray"
@@ -159,19 +166,19 @@ class ModelCard(WireModel):
     sampling_rate: int | None = None
 
 
-class ModelList(WireModel):
+class ModelList(WireResult):
     object: Literal["list"] = "list"
     data: list[ModelCard]
 
 
-class StepTiming(WireModel):
+class StepTiming(WireResult):
     step: str
     task: TaskId
     model: str
     seconds: float
 
 
-class PipelineResult(WireModel):
+class PipelineResult(WireResult):
     """What a pipeline returns as JSON; audio outputs come base64-encoded WAV."""
 
     pipeline: str
@@ -183,13 +190,13 @@ class PipelineResult(WireModel):
     audio_sampling_rate: int | None = None
 
 
-class ErrorDetail(WireModel):
+class ErrorDetail(WireResult):
     message: str
     type: str
     param: str | None = None
     code: str | None = None
 
 
-class ErrorEnvelope(WireModel):
+class ErrorEnvelope(WireResult):
     error: ErrorDetail
     request_id: str | None = None

@@ -56,18 +56,32 @@ class PipelineState:
     steps: list[StepTiming] = field(default_factory=list)
 
 
-def merge_segments(segments: list[SpeechSegment], max_seconds: float) -> list[tuple[float, float]]:
-    """Group consecutive speech segments into chunks of at most ``max_seconds``."""
-    chunks: list[tuple[float, float]] = []
+def merge_segments(
+    segments: list[SpeechSegment], max_seconds: float, duration: float
+) -> list[tuple[float, float]]:
+    """Group consecutive speech segments into chunks of at most ``max_seconds``.
+
+    Each chunk is then widened into the silence around it, halfway to its neighbours (as
+    far as ``max_seconds`` allows): VAD edges clip word onsets and tails, silence does not.
+    """
+    groups: list[tuple[float, float]] = []
     for seg in segments:
         start, end = seg.start, seg.end
         while end - start > max_seconds:  # one long stretch of speech: cut it
-            chunks.append((start, start + max_seconds))
+            groups.append((start, start + max_seconds))
             start += max_seconds
-        if chunks and end - chunks[-1][0] <= max_seconds and start >= chunks[-1][1]:
-            chunks[-1] = (chunks[-1][0], end)
+        if groups and end - groups[-1][0] <= max_seconds:
+            groups[-1] = (groups[-1][0], end)
         else:
-            chunks.append((start, end))
+            groups.append((start, end))
+    chunks = []
+    for i, (start, end) in enumerate(groups):
+        left = groups[i - 1][1] if i else 0.0
+        right = groups[i + 1][0] if i + 1 < len(groups) else duration
+        budget = max(0.0, max_seconds - (end - start))
+        grow_left = min(max(0.0, start - left) / 2, budget / 2)
+        grow_right = min(max(0.0, right - end) / 2, budget - grow_left)
+        chunks.append((round(start - grow_left, 3), round(end + grow_right, 3)))
     return chunks
 
 
@@ -145,7 +159,7 @@ async def run_step(
                 task, model, AudioItem(state.audio, state.sampling_rate, opts)
             )
         else:
-            chunks = merge_segments(state.segments, chunk_s)
+            chunks = merge_segments(state.segments, chunk_s, len(state.audio) / state.sampling_rate)
             state.transcription = await transcribe_chunks(
                 call, task, model, state.audio, state.sampling_rate, chunks, opts
             )

@@ -6,7 +6,7 @@ import base64
 import json
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, File, Form, UploadFile
+from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.responses import Response
 from pydantic import BaseModel, ValidationError
 from sonaray_client.types import (
@@ -35,11 +35,24 @@ OptionsField = Annotated[str | None, Form(description="Task options as a JSON ob
 AUDIO_RESPONSE = {200: {"content": {"audio/wav": {}}, "description": "Encoded audio."}}
 
 
-def parse_options(raw: str | None, kind: type[BaseModel], param: str = "options") -> Any:
-    """Parse a JSON options form field into its wire type, or a 400 naming the field."""
+def json_object(raw: str | bytes | None, param: str = "options") -> dict:
+    """A JSON object from a form field or body, or a 400 naming the field."""
     try:
-        return kind.model_validate(json.loads(raw) if raw else {})
-    except (json.JSONDecodeError, ValidationError) as exc:
+        value = json.loads(raw) if raw else {}
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InvalidRequest(f"invalid {param}: not JSON ({exc})", param=param) from exc
+    if not isinstance(value, dict):
+        raise InvalidRequest(f"invalid {param}: expected a JSON object", param=param)
+    return value
+
+
+def parse_options(
+    raw: str | bytes | dict | None, kind: type[BaseModel], param: str = "options"
+) -> Any:
+    """Parse JSON options into their wire type, or a 400 naming the field."""
+    try:
+        return kind.model_validate(raw if isinstance(raw, dict) else json_object(raw, param))
+    except ValidationError as exc:
         raise InvalidRequest(f"invalid {param}: {exc}", param=param) from exc
 
 
@@ -130,14 +143,66 @@ async def tts(service: Service, body: SpeechRequest) -> Response:
     return audio_response(waveform, body.response_format)
 
 
-@router.post("/v1/generate", tags=["tasks"], response_class=Response, responses=AUDIO_RESPONSE)
-async def generate(service: Service, body: GenerateRequest) -> Response:
-    """Text to music/sound (MusicGen)."""
+GENERATE_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {"schema": GenerateRequest.model_json_schema()},
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["options"],
+                    "properties": {
+                        "file": {
+                            "type": "string",
+                            "format": "binary",
+                            "description": "Audio prompt to continue.",
+                        },
+                        "options": {"type": "string", "description": "GenerationOptions JSON."},
+                        "model": {"type": "string"},
+                        "response_format": {"type": "string", "default": "wav"},
+                    },
+                }
+            },
+        },
+    }
+}
+
+
+@router.post(
+    "/v1/generate",
+    tags=["tasks"],
+    response_class=Response,
+    responses=AUDIO_RESPONSE,
+    openapi_extra=GENERATE_BODY,
+)
+async def generate(service: Service, request: Request) -> Response:
+    """Text to music/sound (MusicGen): JSON, or multipart with an audio prompt to continue."""
+    prompt_audio = None
+    if request.headers.get("content-type", "").startswith("multipart/form-data"):
+        form = await request.form()
+        body = parse_options(
+            json.dumps(
+                {
+                    **json.loads(form.get("options") or "{}"),
+                    **{k: form[k] for k in ("model", "response_format") if form.get(k)},
+                }
+            ),
+            GenerateRequest,
+        )
+        upload = form.get("file")
+        if upload is not None and not isinstance(upload, str):
+            data = await read_upload(upload, service)
+            prompt_audio = (
+                await service.decode(data, upload.filename, "generate", body.model)
+            ).audio
+    else:
+        body = parse_options(await request.body(), GenerateRequest, "body")
     options = GenerationOptions.model_validate(
         body.model_dump(exclude={"model", "response_format"})
     )
     service.check_text(options.prompt, param="prompt")
-    waveform = await service.call("generate", body.model, TextItem(options))
+    waveform = await service.call("generate", body.model, TextItem(options, prompt_audio))
     return audio_response(waveform, body.response_format)
 
 
@@ -146,12 +211,7 @@ async def pipeline(
     service: Service, name: str, response: Response, file: FileField, options: OptionsField = None
 ) -> PipelineResult:
     """Run a configured pipeline (e.g. frames → seq2seq → tts) on an audio file."""
-    try:
-        per_step = json.loads(options) if options else {}
-    except json.JSONDecodeError as exc:
-        raise InvalidRequest(f"invalid options: {exc}", param="options") from exc
-    if not isinstance(per_step, dict):
-        raise InvalidRequest("options must be a JSON object keyed by task id", param="options")
+    per_step = json_object(options)
     first = service.pipeline_steps(name)[0]
     data = await read_upload(file, service)
     audio = await service.decode(data, file.filename, first.task, first.model)

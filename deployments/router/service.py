@@ -159,7 +159,7 @@ class SonarayService:
         found: SpeechSegments = await self.call(
             "frames", None, AudioItem(vad_audio, vad_rate, VadOptions())
         )
-        chunks = merge_segments(found.segments, self.limits.chunk_seconds)
+        chunks = merge_segments(found.segments, self.limits.chunk_seconds, audio.duration)
         result = await transcribe_chunks(
             self.call, task, model, audio.audio, audio.sampling_rate, chunks, options
         )

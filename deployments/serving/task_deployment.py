@@ -173,6 +173,9 @@ class TaskDeployment:
             "loaded": sorted(self._loaded),
             "pid": os.getpid(),
             "gpu_ids": [str(g) for g in ray.get_gpu_ids()],
+            "resources": ray.get_runtime_context().get_assigned_resources(),
+            "node_id": ray.get_runtime_context().get_node_id(),
+            "actor_name": ray.get_runtime_context().get_actor_name(),
             "device": str(getattr(self._default_engine, "device", "cpu")),
         }
 

@@ -18,6 +18,7 @@ def ray_session():
         num_cpus=8,
         num_gpus=LOGICAL_GPUS,
         include_dashboard=False,
+        log_to_driver=False,  # replica logs stay in /tmp/ray/session_latest/logs
         namespace="serve",
         runtime_env={"env_vars": {"SONARAY_MODEL_STORE": os.environ["SONARAY_MODEL_STORE"]}},
     )

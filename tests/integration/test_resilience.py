@@ -12,7 +12,6 @@ import pytest
 import ray
 import soundfile as sf
 from ray import serve
-from ray.util.state import list_actors
 from serve_cluster import PORT
 from speech import SENTENCES, synthesize
 
@@ -78,9 +77,8 @@ def test_deployment_scales_up_under_load_and_back_down(serve_url):
 
 
 def _replica_actor(app: str, deployment: str):
-    alive = list_actors(filters=[("state", "=", "ALIVE")], detail=True, limit=1000)
-    (actor,) = [a for a in alive if a.class_name == f"ServeReplica:{app}:{deployment}"]
-    return ray.get_actor(actor.name, namespace="serve"), actor.pid
+    info = serve.get_deployment_handle(deployment, app_name=app).stats.remote().result()
+    return ray.get_actor(info["actor_name"], namespace="serve"), info["pid"]
 
 
 def test_killed_replica_loses_no_accepted_request(serve_url):
