@@ -46,7 +46,7 @@ def main() -> dict:
     groups = {}
     for group in spec["workerGroupSpecs"]:
         node = cluster.add_node(**node_args(group["rayStartParams"]))
-        groups[node.unique_id] = group["groupName"]
+        groups[node.node_id] = group["groupName"]
     try:
         ray.init(address=cluster.address, namespace="serve", log_to_driver=False)
         raw = yaml.safe_load(manifest["spec"]["serveConfigV2"])
