@@ -1,4 +1,4 @@
-"""TTS engines (VITS, SpeechT5) on tiny random models: batching, seeds, voices, errors."""
+"""TTS engines (VITS, SpeechT5, Bark) on tiny random models: batching, seeds, voices, errors."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from sonaray_client.types import SpeechOptions
 from deployments.errors import ConfigError, InvalidAudio, InvalidRequest, PayloadTooLarge
 from deployments.tasks.base import TextItem
 from deployments.tasks.tts import load_tts_engine, split_sentences
+from deployments.tasks.tts_bark import BarkEngine
 from deployments.tasks.tts_speecht5 import SpeechT5Engine
 from deployments.tasks.tts_vits import VitsEngine
 
@@ -55,6 +56,11 @@ def speecht5(model_path) -> SpeechT5Engine:
     )
 
 
+@pytest.fixture(scope="module")
+def bark(model_path) -> BarkEngine:
+    return load_tts_engine(model_path("tiny-bark"), name="tiny-bark", max_chars=500, num_threads=1)
+
+
 def assert_same(batched, items, engine, atol=1e-5):
     for item, wave in zip(items, batched, strict=True):
         alone = engine.forward([item])[0]
@@ -73,33 +79,37 @@ def test_split_sentences_keeps_every_word_and_bounds_pieces():
     assert " ".join(pieces).split() == (LONG + " " + "word " * 30).split()
 
 
-def test_loader_picks_engine_by_model_type(vits, speecht5, model_path):
+def test_loader_picks_engine_by_model_type(vits, speecht5, bark, model_path):
     assert isinstance(vits, VitsEngine) and vits.task == "tts"
     assert isinstance(speecht5, SpeechT5Engine) and speecht5.task == "tts"
+    assert isinstance(bark, BarkEngine) and bark.task == "tts"
     with pytest.raises(ConfigError):
         load_tts_engine(model_path("tiny-xvector"), name="x")
 
 
-@pytest.mark.parametrize("fixture", ["vits", "speecht5"])
-def test_output_is_float32_mono_at_the_model_rate(fixture, request):
+@pytest.mark.parametrize(
+    ("fixture", "rate"), [("vits", 16000), ("speecht5", 16000), ("bark", 24000)]
+)
+def test_output_is_float32_mono_at_the_model_rate(fixture, rate, request):
     engine = request.getfixturevalue(fixture)
     waves = engine.forward([say(LONG, seed=1), say("hi", seed=2)])
-    assert engine.sampling_rate == 16000
+    assert engine.sampling_rate == rate
     for wave in waves:
-        assert wave.sampling_rate == 16000
+        assert wave.sampling_rate == rate
         assert wave.audio.dtype == np.float32 and wave.audio.ndim == 1
         assert 0 < np.abs(wave.audio).max() <= 1.0
     assert waves[0].extras["sentences"] == 4 and waves[0].duration > waves[1].duration
 
 
-@pytest.mark.parametrize("fixture", ["vits", "speecht5"])
+@pytest.mark.parametrize("fixture", ["vits", "speecht5", "bark"])
 def test_seeded_items_batched_equal_one_at_a_time(fixture, request):
     engine = request.getfixturevalue(fixture)
-    items = [say(LONG, seed=1), say("hi", seed=2), say("hi there", seed=2, speed=1.5)]
+    speed = 1.0 if fixture == "bark" else 1.5
+    items = [say(LONG, seed=1), say("hi", seed=2), say("hi there", seed=2, speed=speed)]
     assert_same(engine.forward(items), items, engine, atol=0.0)
 
 
-@pytest.mark.parametrize("fixture", ["vits", "speecht5"])
+@pytest.mark.parametrize("fixture", ["vits", "speecht5", "bark"])
 def test_seed_reproduces_and_different_seeds_differ(fixture, request):
     engine = request.getfixturevalue(fixture)
     first, again, other = engine.forward([say(LONG, seed=5), say(LONG, seed=5), say(LONG, seed=6)])
@@ -135,7 +145,7 @@ def test_named_voice_and_cloned_voice_change_the_output(speecht5):
         assert np.abs(a.audio - b.audio).max() > 1e-3
 
 
-@pytest.mark.parametrize("fixture", ["vits", "speecht5"])
+@pytest.mark.parametrize("fixture", ["vits", "speecht5", "bark"])
 def test_errors_are_typed(fixture, request):
     engine = request.getfixturevalue(fixture)
     with pytest.raises(InvalidRequest):
@@ -158,3 +168,15 @@ def test_reference_audio_errors_are_typed(speecht5, vits):
 def test_vits_rejects_text_it_cannot_pronounce(vits):
     with pytest.raises(InvalidRequest, match="cannot pronounce"):
         vits.forward([say("日本語")])
+
+
+def test_bark_voice_preset_changes_output_and_speed_is_refused(bark):
+    assert bark.voices == ["v2/en_speaker_0", "v2/en_speaker_1"]
+    first, second = bark.forward(
+        [say(seed=4, voice="v2/en_speaker_0"), say(seed=4, voice="v2/en_speaker_1")]
+    )
+    assert (
+        first.audio.shape != second.audio.shape or np.abs(first.audio - second.audio).max() > 1e-3
+    )
+    with pytest.raises(InvalidRequest, match="speed"):
+        bark.forward([say(speed=1.5)])
