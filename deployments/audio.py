@@ -7,6 +7,7 @@ resamples (high quality, faster than torchaudio or scipy here).
 
 from __future__ import annotations
 
+import contextlib
 import io
 from dataclasses import dataclass
 
@@ -14,7 +15,7 @@ import numpy as np
 import soundfile as sf
 import soxr
 
-from deployments.errors import InvalidAudio, InvalidRequest
+from deployments.errors import InvalidAudio, InvalidRequest, PayloadTooLarge
 
 ENCODINGS = {
     "wav": "audio/wav",
@@ -64,10 +65,25 @@ def _decode_av(data: bytes) -> tuple[np.ndarray, int, int]:
     return mono, rate, channels
 
 
-def decode_audio(data: bytes, *, target_rate: int | None = None) -> DecodedAudio:
-    """Decode any common audio format to mono float32, resampled to ``target_rate``."""
+def _check_seconds(seconds: float, max_seconds: float | None) -> None:
+    if max_seconds is not None and seconds > max_seconds:
+        raise PayloadTooLarge(
+            f"audio is {seconds:.1f}s long; the limit is {max_seconds:.0f}s", param="file"
+        )
+
+
+def decode_audio(
+    data: bytes, *, target_rate: int | None = None, max_seconds: float | None = None
+) -> DecodedAudio:
+    """Decode any common audio format to mono float32, resampled to ``target_rate``.
+
+    Over-long audio is refused from the header where the format has one, else right after
+    decoding, before resampling: a small compressed file can hide hours of samples.
+    """
     if not data:
         raise InvalidAudio("the audio file is empty (0 bytes)", param="file")
+    with contextlib.suppress(sf.LibsndfileError, RuntimeError, TypeError):  # not libsndfile's
+        _check_seconds(sf.info(io.BytesIO(data)).duration, max_seconds)
     try:
         mono, rate, channels = _decode_soundfile(data)
     except (sf.LibsndfileError, RuntimeError, TypeError):
@@ -82,6 +98,7 @@ def decode_audio(data: bytes, *, target_rate: int | None = None) -> DecodedAudio
             ) from exc
     if mono.size == 0:
         raise InvalidAudio("the audio file holds no samples", param="file")
+    _check_seconds(mono.size / rate, max_seconds)
     if not np.all(np.isfinite(mono)):
         raise InvalidAudio("the audio holds NaN or infinite samples", param="file")
     out_rate = target_rate or rate

@@ -6,10 +6,11 @@ GPU scheduling is exercised on a machine without a GPU (engines fall back to CPU
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-PORT = 8123
+PORT = int(os.environ.get("SONARAY_TEST_PORT", "8123"))
 TASK_GPU_FRACTION = 0.5
 LOGICAL_GPUS = 4
 

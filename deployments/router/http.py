@@ -37,12 +37,16 @@ ERROR_RESPONSES = {
 }
 
 _service: SonarayService | None = None
+# Serve's HTTP proxy already copies the request id onto every response; the app adds
+# the header itself only when it runs without that proxy (e.g. a plain ASGI server).
+_echo_request_id = True
 
 
-def install_service(service: SonarayService) -> None:
+def install_service(service: SonarayService, *, behind_serve_proxy: bool = False) -> None:
     """Set this replica's service (one Router per replica process)."""
-    global _service
+    global _service, _echo_request_id
     _service = service
+    _echo_request_id = not behind_serve_proxy
 
 
 def current_service() -> SonarayService:
@@ -55,7 +59,7 @@ Service = Annotated[SonarayService, Depends(current_service)]
 
 
 def error_response(exc: SonarayError, request_id: str) -> JSONResponse:
-    headers = {REQUEST_ID: request_id}
+    headers = {REQUEST_ID: request_id} if _echo_request_id else {}
     if isinstance(exc, Overloaded):
         headers["Retry-After"] = str(exc.retry_after_s)
     body = {"error": exc.to_dict(), "request_id": request_id}
@@ -90,7 +94,8 @@ def create_app() -> FastAPI:
             response = await call_next(request)
         except SonarayError as exc:
             return error_response(exc, request_id)
-        response.headers[REQUEST_ID] = request_id
+        if _echo_request_id:
+            response.headers[REQUEST_ID] = request_id
         return response
 
     @app.exception_handler(SonarayError)

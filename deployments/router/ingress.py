@@ -23,4 +23,6 @@ class Router:
 
     def __init__(self, args: dict, handles: dict[str, DeploymentHandle]):
         parsed = SonarayArgs.model_validate(args)
-        install_service(SonarayService(parsed, handles, load_api_keys(parsed.auth)))
+        install_service(
+            SonarayService(parsed, handles, load_api_keys(parsed.auth)), behind_serve_proxy=True
+        )

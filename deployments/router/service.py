@@ -128,13 +128,9 @@ class SonarayService:
         """Check limits, decode once, resample to the model's rate."""
         self.check_upload(data, filename)
         rate = await self.sampling_rate(task, model)
-        decoded = await asyncio.to_thread(decode_audio, data, target_rate=rate)
-        if decoded.duration > self.limits.max_audio_seconds:
-            raise PayloadTooLarge(
-                f"audio is {decoded.duration:.1f}s long; the limit is "
-                f"{self.limits.max_audio_seconds:.0f}s",
-                param="file",
-            )
+        decoded = await asyncio.to_thread(
+            decode_audio, data, target_rate=rate, max_seconds=self.limits.max_audio_seconds
+        )
         return decoded
 
     def check_text(self, text: str, param: str = "input") -> str:

@@ -15,6 +15,7 @@ def ray_session():
     from ray import serve
 
     ray.init(
+        address="local",  # always a fresh cluster, never one left in /tmp/ray
         num_cpus=8,
         num_gpus=LOGICAL_GPUS,
         include_dashboard=False,
