@@ -13,8 +13,9 @@ Each chunk passes a no-speech gate, because Whisper hallucinates ("you", "Thank 
 on silence and low noise, worst with beam search and prompts:
 1. energy: a chunk whose loudest 20 ms frame is below ``silence_threshold_db`` is never
    decoded;
-2. Whisper's rule: ``no_speech_prob > no_speech_threshold`` and the chunk's average
-   token log-probability ``< logprob_threshold`` drops the chunk's text. Both numbers
+2. Whisper's rule: ``no_speech_prob > no_speech_threshold`` and either the chunk's
+   average token log-probability ``< logprob_threshold`` or its text's compression ratio
+   ``> compression_ratio_threshold`` (a repetition loop) drops the chunk's text. These
    come from one teacher-forced decoder pass over the prompt-free start sequence and the
    decoded tokens, so the rule reads the same under greedy, beams, sampling or prompts.
 """
@@ -75,6 +76,7 @@ class WhisperEngine:
         silence_threshold_db: float = -50.0,
         no_speech_threshold: float = 0.6,
         logprob_threshold: float = -1.0,
+        compression_ratio_threshold: float = 2.4,
     ):
         import torch
         from transformers import AutoModelForSpeechSeq2Seq, AutoProcessor
@@ -99,6 +101,7 @@ class WhisperEngine:
         self.silence_threshold_db = silence_threshold_db
         self.no_speech_threshold = no_speech_threshold
         self.logprob_threshold = logprob_threshold
+        self.compression_ratio_threshold = compression_ratio_threshold
         # forward runs in worker threads (asyncio.to_thread); attention-mode switches for
         # word timing and generate's config copies must not interleave
         self._lock = threading.Lock()
@@ -198,10 +201,16 @@ class WhisperEngine:
         return detected
 
     def _is_speech(self, r: ChunkResult) -> bool:
-        """Whisper's no-speech rule on one decoded chunk."""
-        return not (
-            r.no_speech_prob > self.no_speech_threshold and r.avg_logprob < self.logprob_threshold
+        """Whisper's no-speech rule on one decoded chunk, with a repetition loop as low confidence.
+
+        A prompt can make a hallucinated loop ("a test test test ...") confident enough to
+        pass the log-probability test; Whisper's compression-ratio test catches it.
+        """
+        doubtful = (
+            r.avg_logprob < self.logprob_threshold
+            or r.compression_ratio > self.compression_ratio_threshold
         )
+        return not (r.no_speech_prob > self.no_speech_threshold and doubtful)
 
     def _assemble(
         self,

@@ -7,6 +7,7 @@ position, token log-probabilities), the same way under greedy, beams or sampling
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -40,6 +41,7 @@ class ChunkResult:
     segments: list[SegmentResult]
     avg_logprob: float
     no_speech_prob: float
+    compression_ratio: float  # text bytes / zlib-compressed bytes; loops compress well
 
 
 class WhisperDecoder:
@@ -207,10 +209,12 @@ class WhisperDecoder:
             )
             for s in spans
         ]
+        text = " ".join(s.text for s in segments).encode()
         return ChunkResult(
             segments=[s for s in segments if s.text],
             avg_logprob=float(np.mean(logprobs)),
             no_speech_prob=no_speech,
+            compression_ratio=len(text) / len(zlib.compress(text)) if text else 0.0,
         )
 
     def _add_words(self, encoded, languages, options, audios, results: list[ChunkResult]) -> None:

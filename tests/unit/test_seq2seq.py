@@ -1,0 +1,185 @@
+"""WhisperEngine on the tiny random Whisper: batching, types, chunking, gating, typed errors."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+from sonaray_client.types import Transcription, TranscriptionOptions
+
+from deployments.errors import InvalidAudio, InvalidRequest, PayloadTooLarge
+from deployments.tasks.base import AudioItem
+from deployments.tasks.seq2seq import WhisperEngine
+from deployments.tasks.whisper_timestamps import plan_chunks, split_timestamped
+from tests.audio_task_fixtures import SR, clips, nan_clip
+
+TS = 50363  # <|0.00|> in the tiny.en vocabulary the tiny model shares
+EOT = 50256
+
+
+@pytest.fixture(scope="module")
+def engine(model_path):
+    return WhisperEngine(
+        model_path("tiny-whisper"), name="tiny-whisper", max_new_tokens=6, max_audio_seconds=80
+    )
+
+
+@pytest.fixture(scope="module")
+def english_only(model_path, tmp_path_factory):
+    """The tiny model as an English-only checkpoint without alignment heads."""
+    target = tmp_path_factory.mktemp("tiny-whisper-en") / "model"
+    shutil.copytree(model_path("tiny-whisper"), target)
+    config_file = target / "generation_config.json"
+    config = json.loads(config_file.read_text())
+    config.update(is_multilingual=False, lang_to_id={}, task_to_id={})
+    for key in ("alignment_heads", "task", "language"):
+        config.pop(key, None)
+    config_file.write_text(json.dumps(config))
+    return WhisperEngine(target, name="tiny-whisper-en", max_new_tokens=6)
+
+
+def items(audios, **options):
+    return [AudioItem(a, SR, TranscriptionOptions(**options)) for a in audios]
+
+
+def summary(result: Transcription):
+    return (result.text, [(s.start, s.end, s.text) for s in result.segments], result.language)
+
+
+@pytest.mark.parametrize("timestamps", ["none", "segment"])
+def test_batched_equals_unbatched_greedy(engine, timestamps):
+    audios = clips(1.0, 4.5, 2.0, 41.0, seed=3)
+    languages = ["en", None, "de", None]
+    batch = [
+        AudioItem(a, SR, TranscriptionOptions(language=lang, timestamps=timestamps))
+        for a, lang in zip(audios, languages, strict=True)
+    ]
+    together = engine.forward(batch)
+    alone = [engine.forward([item])[0] for item in batch]
+    assert [summary(r) for r in together] == [summary(r) for r in alone]
+
+
+def test_results_are_transcriptions_in_order(engine):
+    audios = clips(1.0, 3.0, 2.0, seed=1)
+    out = engine.forward(items(audios, language="fr") + items(audios[:1]))
+    assert len(out) == 4
+    assert all(isinstance(r, Transcription) and r.model == "tiny-whisper" for r in out)
+    assert [r.duration for r in out] == [1.0, 3.0, 2.0, 1.0]
+    assert [r.language for r in out[:3]] == ["fr"] * 3
+    assert out[0].language_probability == 1.0
+    detected = out[3]
+    assert isinstance(detected.language, str) and 0.0 < detected.language_probability <= 1.0
+    for r in out:
+        for seg in r.segments:
+            assert 0.0 <= seg.start <= seg.end <= r.duration
+            assert seg.avg_logprob is not None and seg.avg_logprob <= 0.0
+            assert 0.0 <= seg.no_speech_prob <= 1.0
+
+
+def test_long_audio_segments_cover_every_chunk(engine):
+    (audio,) = clips(70.0, seed=2)
+    result = engine.forward(items([audio], language="en", timestamps="none"))[0]
+    assert result.duration == 70.0
+    starts = [s.start for s in result.segments]
+    # one segment per <= 30 s chunk when timestamps are off: three chunks for 70 s
+    assert len(starts) == 3 and starts[0] == 0.0
+    assert all(b - a <= 30.0 for a, b in zip(starts, starts[1:], strict=False))
+
+
+def test_word_timestamps_lie_inside_their_segment(engine):
+    result = engine.forward(items(clips(3.0, seed=5), language="en", timestamps="word"))[0]
+    assert result.words is not None
+    for seg in result.segments:
+        assert seg.words is not None
+        for w in seg.words:
+            assert 0.0 <= w.start <= w.end <= result.duration + 0.02
+            assert 0.0 <= w.probability <= 1.0
+    assert sum(len(s.words) for s in result.segments) == len(result.words)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {},
+        {"num_beams": 3},
+        {"temperature": 0.7},
+        {"prompt": "Hello world."},
+        {"timestamps": "word"},
+    ],
+)
+def test_silence_is_never_decoded(engine, options):
+    quiet = np.random.default_rng(0).normal(0, 0.0005, 3 * SR).astype(np.float32)
+    out = engine.forward(items([np.zeros(2 * SR, np.float32), quiet], **options))
+    assert [(r.text, r.segments) for r in out] == [("", []), ("", [])]
+
+
+@pytest.mark.parametrize(
+    ("audio", "rate", "error"),
+    [
+        pytest.param(clips(0.5)[0], 8000, InvalidAudio, id="wrong-rate"),
+        pytest.param(np.zeros(0, np.float32), SR, InvalidAudio, id="empty"),
+        pytest.param(nan_clip(), SR, InvalidAudio, id="nan"),
+        pytest.param(np.zeros((2, SR), np.float32), SR, InvalidAudio, id="stereo"),
+        pytest.param(clips(81.0)[0], SR, PayloadTooLarge, id="over-max-audio-seconds"),
+    ],
+)
+def test_bad_audio_raises_typed_error_for_the_whole_batch(engine, audio, rate, error):
+    good = AudioItem(clips(1.0)[0], SR, TranscriptionOptions())
+    with pytest.raises(error) as info:
+        engine.forward([good, AudioItem(audio, rate, TranscriptionOptions())])
+    assert info.value.param == "file"
+
+
+@pytest.mark.parametrize(
+    ("which", "options", "param"),
+    [
+        ("engine", {"language": "klingon"}, "language"),
+        ("engine", {"num_beams": 2, "temperature": 0.5}, "num_beams"),
+        ("english_only", {"task": "translate"}, "task"),
+        ("english_only", {"language": "fr"}, "language"),
+        ("english_only", {"timestamps": "word"}, "timestamps"),
+    ],
+)
+def test_bad_options_raise_invalid_request_naming_the_param(request, which, options, param):
+    model = request.getfixturevalue(which)
+    with pytest.raises(InvalidRequest) as info:
+        model.forward(items(clips(1.0), **options))
+    assert info.value.param == param
+
+
+def test_english_only_model_reports_english(english_only):
+    out = english_only.forward(items(clips(1.0), language="english"))
+    assert (out[0].language, out[0].language_probability) == ("en", 1.0)
+
+
+def test_translate_runs_on_a_multilingual_model(engine):
+    out = engine.forward(items(clips(2.0), task="translate", language="de"))
+    assert out[0].language == "de"
+
+
+def test_plan_chunks_cut_at_the_quietest_frame_and_cover_everything():
+    audio = np.ones(75 * SR, np.float32)
+    audio[27 * SR : 27 * SR + 800] = 0.0  # a 50 ms pause inside the first search window
+    spans = plan_chunks(audio, SR, max_seconds=30.0, search_seconds=6.0)
+    assert spans[0][0] == 0 and spans[-1][1] == len(audio)
+    assert all(a[1] == b[0] for a, b in zip(spans, spans[1:], strict=False))
+    assert all(end - start <= 30 * SR for start, end in spans)
+    assert 27 * SR <= spans[0][1] <= 27 * SR + 800
+
+
+def test_split_timestamped_pairs_and_open_last_segment():
+    tokens = [TS, 11, 12, TS + 50, TS + 50, 13, TS + 120, TS + 130, 14, 15]
+    spans = split_timestamped(tokens, timestamp_begin=TS, eot=EOT, duration=4.0)
+    assert [(s.start, s.end, s.tokens, s.first) for s in spans] == [
+        (0.0, 1.0, [11, 12], 1),
+        (1.0, 2.4, [13], 5),
+        (2.6, 4.0, [14, 15], 8),
+    ]
+
+
+def test_split_timestamped_drops_segments_starting_after_the_audio():
+    tokens = [TS, 11, TS + 40, TS + 200, 12, TS + 250]
+    spans = split_timestamped(tokens, timestamp_begin=TS, eot=EOT, duration=2.0)
+    assert [s.tokens for s in spans] == [[11]]
