@@ -26,7 +26,7 @@ def get_deployment_options(name: str) -> dict[str, Any]:
             "name": ROUTER,
             "max_ongoing_requests": 128,
             "max_queued_requests": 256,
-            "ray_actor_options": {"num_cpus": 0.5},
+            "ray_actor_options": {"num_cpus": 0.25},
         }
     return {
         "name": name,

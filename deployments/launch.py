@@ -96,7 +96,8 @@ def main(argv: list[str] | None = None) -> int:
         f"  models:      curl {base}/v1/models\n"
         f"  transcribe:  curl -F file=@speech.wav {base}/v1/audio/transcriptions\n"
         f"  speak:       curl -H 'content-type: application/json' "
-        f'-d \'{{"input": "Hello from Sonaray"}}\' {base}/v1/audio/speech -o hello.wav\n'
+        f'-d \'{{"input": "Hello from Sonaray", "response_format": "wav"}}\' '
+        f"{base}/v1/audio/speech -o hello.wav\n"
         "Ctrl-C stops it."
     )
     try:

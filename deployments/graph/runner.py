@@ -219,7 +219,7 @@ async def run_pipeline(
             StepTiming(
                 step=step.task,
                 task=step.task,
-                model=step.model or "default",
+                model=step.model or "",
                 seconds=round(time.perf_counter() - started, 4),
             )
         )

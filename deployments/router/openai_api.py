@@ -46,7 +46,11 @@ SPEECH_FORMATS = ["mp3", *(["opus"] if CAN_OPUS else []), "flac", "wav", "pcm"]
 ResponseFormat = Literal["json", "text", "srt", "vtt", "verbose_json"]
 FileField = Annotated[UploadFile, File(description="Audio file (wav, flac, ogg, mp3, m4a, ...).")]
 ModelField = Annotated[
-    str, Form(description="A served model, or an OpenAI name (whisper-1) for the default.")
+    str,
+    Form(
+        description="A served model, or an OpenAI name (whisper-1) for the default. "
+        "Optional here (OpenAI requires it): omitted means the default."
+    ),
 ]
 PromptField = Annotated[str | None, Form(description="Text that biases spelling and style.")]
 FormatField = Annotated[ResponseFormat, Form()]
@@ -59,7 +63,7 @@ Granularities = Annotated[
 
 def _asr_model(service: SonarayService, model: str, translate: bool) -> tuple[str, str | None]:
     """(task, model) for a transcription; OpenAI names pick the seq2seq default."""
-    if model in OPENAI_ASR_MODELS:
+    if not model or model in OPENAI_ASR_MODELS:
         return "seq2seq", None
     task = service.task_of(model)
     allowed = ("seq2seq",) if translate else ("seq2seq", "ctc")
@@ -166,7 +170,7 @@ TRANSCRIPT_RESPONSES = {
 async def transcriptions(
     service: Service,
     file: FileField,
-    model: ModelField,
+    model: ModelField = "whisper-1",
     language: Annotated[str | None, Form(description="ISO-639-1 code of the speech.")] = None,
     prompt: PromptField = None,
     response_format: FormatField = "json",
@@ -191,7 +195,7 @@ async def transcriptions(
 async def translations(
     service: Service,
     file: FileField,
-    model: ModelField,
+    model: ModelField = "whisper-1",
     prompt: PromptField = None,
     response_format: FormatField = "json",
     temperature: TemperatureField = 0.0,
@@ -219,7 +223,9 @@ class OpenAISpeechRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid", protected_namespaces=())
 
-    model: str = Field(..., description="A tts model, or an OpenAI name (tts-1) for the default.")
+    model: str = Field(
+        "tts-1", description="A tts model, or an OpenAI name (tts-1) for the default."
+    )
     input: str
     voice: str | VoiceRef | None = Field(
         None, description="A voice of the model; OpenAI voice names mean its default voice."

@@ -170,7 +170,10 @@ class SonarayService:
             raise ModelNotFound(
                 f"unknown pipeline {name!r}; available: {sorted(self.args.pipelines)}", param="name"
             )
-        return self.args.steps(name)
+        return [
+            step.model_copy(update={"model": self.model_for(step.task, step.model)})
+            for step in self.args.steps(name)
+        ]
 
     async def pipeline(self, name: str, audio: DecodedAudio, options: dict) -> PipelineState:
         steps = self.pipeline_steps(name)
