@@ -93,7 +93,10 @@ class WhisperEngine:
         except OSError as exc:
             raise ModelNotFound(f"cannot load Whisper model {path}: {exc}", param="model") from exc
         self.decoder = WhisperDecoder(
-            model.to(self.device).eval(), processor, max_new_tokens=max_new_tokens
+            model.to(self.device).eval(),
+            processor,
+            max_new_tokens=max_new_tokens,
+            silence_threshold_db=silence_threshold_db,
         )
         self.sampling_rate: int = processor.feature_extractor.sampling_rate
         self.max_audio_seconds = max_audio_seconds
@@ -160,22 +163,38 @@ class WhisperEngine:
         ]
         with self._lock, torch.inference_mode():
             detected = self._detect_languages(loud, [o for _, o in checked])
-            groups: dict[tuple, list[Chunk]] = defaultdict(list)
-            for c in loud:
-                groups[_group_key(checked[c.item][1])].append(c)
-            for members in groups.values():
-                options = checked[members[0].item][1]
-                for lo in range(0, len(members), self.max_batch_size):
-                    batch = members[lo : lo + self.max_batch_size]
-                    results = self.decoder.decode(
-                        [c.audio for c in batch], [c.language for c in batch], options
-                    )
-                    for c, r in zip(batch, results, strict=True):
-                        c.result = r
+            pending = loud
+            while pending:
+                self._decode(pending, [o for _, o in checked])
+                pending = [tail for c in pending if (tail := self._tail(c)) is not None]
+                chunks.extend(pending)
+        chunks.sort(key=lambda c: c.offset)
         return [
             self._assemble(i, audio, options, [c for c in chunks if c.item == i], detected.get(i))
             for i, (audio, options) in enumerate(checked)
         ]
+
+    def _decode(self, chunks: list[Chunk], options: list[TranscriptionOptions]) -> None:
+        """Decode chunks in padded batches of chunks whose options allow one generate call."""
+        groups: dict[tuple, list[Chunk]] = defaultdict(list)
+        for c in chunks:
+            groups[_group_key(options[c.item])].append(c)
+        for members in groups.values():
+            shared = options[members[0].item]
+            for lo in range(0, len(members), self.max_batch_size):
+                batch = members[lo : lo + self.max_batch_size]
+                audios, languages = [c.audio for c in batch], [c.language for c in batch]
+                for c, r in zip(batch, self.decoder.decode(audios, languages, shared), strict=True):
+                    c.result = r
+
+    def _tail(self, c: Chunk) -> Chunk | None:
+        """The rest of a chunk after the segment Whisper opened but did not finish, if audible."""
+        if c.result is None or c.result.resume_at is None or not self._is_speech(c.result):
+            return None
+        rest = c.audio[int(c.result.resume_at * self.sampling_rate) :]
+        if peak_dbfs(rest, self.sampling_rate) < self.silence_threshold_db:
+            return None
+        return Chunk(c.item, c.offset + c.result.resume_at, rest, language=c.language)
 
     def _detect_languages(
         self, loud: list[Chunk], options: list[TranscriptionOptions]

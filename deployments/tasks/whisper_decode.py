@@ -14,14 +14,19 @@ import numpy as np
 from sonaray_client.types import TranscriptionOptions
 
 from deployments.tasks.whisper_timestamps import (
+    FRAME_SECONDS,
     TokenSpan,
     WordSpan,
     align_words,
+    snap_to_sound,
+    sound_runs,
     split_timestamped,
 )
 
 # Whisper truncates the prompt to the last half of its 448-token context, as OpenAI does.
 MAX_PROMPT_TOKENS = 223
+# A chunk whose unfinished segment starts this close to its end has nothing left to decode.
+RESUME_MARGIN_S = 0.5
 
 
 @dataclass
@@ -42,17 +47,20 @@ class ChunkResult:
     avg_logprob: float
     no_speech_prob: float
     compression_ratio: float  # text bytes / zlib-compressed bytes; loops compress well
+    # Whisper opened a segment it did not finish (ends "<|t|><|t|>"): decode again from t
+    resume_at: float | None = None
 
 
 class WhisperDecoder:
     """Token bookkeeping and batched decoding for one Whisper model and processor."""
 
-    def __init__(self, model, processor, *, max_new_tokens: int):
+    def __init__(self, model, processor, *, max_new_tokens: int, silence_threshold_db: float):
         gc = model.generation_config
         self.model = model
         self.processor = processor
         self.tokenizer = processor.tokenizer
         self.max_new_tokens = max_new_tokens
+        self.silence_threshold_db = silence_threshold_db
         self.sot: int = gc.decoder_start_token_id
         self.eot: int = gc.eos_token_id
         self.no_timestamps: int = gc.no_timestamps_token_id
@@ -159,10 +167,15 @@ class WhisperDecoder:
         if not timestamps:
             starts = [s + [self.no_timestamps] for s in starts]
         scored = self._score(encoded, starts, generated)
+        sampling_rate = self.processor.feature_extractor.sampling_rate
         results = []
         for audio, tokens, (no_speech, logprobs) in zip(audios, generated, scored, strict=True):
-            duration = len(audio) / self.processor.feature_extractor.sampling_rate
-            results.append(self._chunk_result(tokens, logprobs, no_speech, duration, timestamps))
+            duration = len(audio) / sampling_rate
+            result = self._chunk_result(tokens, logprobs, no_speech, duration, timestamps)
+            runs = sound_runs(audio, sampling_rate, floor_db=self.silence_threshold_db)
+            for seg in result.segments:
+                seg.start, seg.end = snap_to_sound(runs, seg.start, seg.end)
+            results.append(result)
         if options.timestamps == "word":
             self._add_words(encoded, languages, options, audios, results)
         return results
@@ -192,10 +205,14 @@ class WhisperDecoder:
         duration: float,
         timestamps: bool,
     ) -> ChunkResult:
+        resume_at = None
         if timestamps:
             spans = split_timestamped(
                 tokens, timestamp_begin=self.timestamp_begin, eot=self.eot, duration=duration
             )
+            if len(tokens) >= 2 and min(tokens[-2:]) >= self.timestamp_begin:
+                last = (tokens[-1] - self.timestamp_begin) * FRAME_SECONDS
+                resume_at = last if 0 < last < duration - RESUME_MARGIN_S else None
         else:
             text = [t for t in tokens if t < self.eot]
             spans = [TokenSpan(0.0, duration, text, 0)] if text else []
@@ -215,6 +232,7 @@ class WhisperDecoder:
             avg_logprob=float(np.mean(logprobs)),
             no_speech_prob=no_speech,
             compression_ratio=len(text) / len(zlib.compress(text)) if text else 0.0,
+            resume_at=resume_at,
         )
 
     def _add_words(self, encoded, languages, options, audios, results: list[ChunkResult]) -> None:
@@ -259,6 +277,9 @@ class WhisperDecoder:
             )
             bounds = np.cumsum([len(t) for t in texts[i]])
             for w in words:
-                result.segments[
-                    int(np.searchsorted(bounds, w.token_range[0], side="right"))
-                ].words.append(w)
+                seg = result.segments[int(np.searchsorted(bounds, w.token_range[0], side="right"))]
+                # DTW stretches edge words over the surrounding silence; the segment's edges
+                # already sit on the audible speech
+                w.start = min(max(w.start, seg.start), seg.end)
+                w.end = min(max(w.end, w.start), seg.end)
+                seg.words.append(w)

@@ -38,13 +38,22 @@ def peak_dbfs(audio: np.ndarray, sampling_rate: int) -> float:
     return 20.0 * np.log10(peak) if peak > 0 else float("-inf")
 
 
+def _quietest_run_middle(rms: np.ndarray) -> int:
+    """Index of the middle frame of the longest run of near-minimum frames."""
+    quiet = rms <= rms.min() + 0.1 * (np.median(rms) - rms.min())
+    edges = np.diff(np.concatenate([[0], quiet.astype(np.int8), [0]]))
+    starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+    longest = int(np.argmax(ends - starts))
+    return int((starts[longest] + ends[longest]) // 2)
+
+
 def plan_chunks(
     audio: np.ndarray, sampling_rate: int, *, max_seconds: float = 30.0, search_seconds: float = 6.0
 ) -> list[tuple[int, int]]:
-    """Split audio into <= ``max_seconds`` chunks, cutting at the quietest 20 ms frame.
+    """Split audio into <= ``max_seconds`` chunks, cutting inside the longest quiet stretch.
 
-    The cut is searched in the last ``search_seconds`` of each window, so pauses between
-    sentences become chunk borders and words are rarely cut in half.
+    The cut is searched in the last ``search_seconds`` of each window and placed in the
+    middle of a pause, because Whisper drops a sentence that runs up to a chunk's end.
     """
     limit = int(max_seconds * sampling_rate)
     frame = int(sampling_rate * FRAME_SECONDS)
@@ -54,11 +63,43 @@ def plan_chunks(
     while len(audio) - start > limit:
         lo = start + limit - search
         rms = _frame_rms(audio[lo : start + limit], frame)
-        cut = lo + int(np.argmin(rms)) * frame + frame // 2
+        cut = lo + _quietest_run_middle(rms) * frame + frame // 2
         spans.append((start, cut))
         start = cut
     spans.append((start, len(audio)))
     return spans
+
+
+def sound_runs(audio: np.ndarray, sampling_rate: int, *, floor_db: float) -> np.ndarray:
+    """(start, end) seconds of audible stretches; pauses under 150 ms do not split a run.
+
+    Audible means within 35 dB of the loudest 20 ms frame and above ``floor_db``.
+    """
+    frame = int(sampling_rate * FRAME_SECONDS)
+    rms = _frame_rms(audio, frame)
+    loud = rms >= max(rms.max() * 10 ** (-35 / 20), 10 ** (floor_db / 20))
+    edges = np.diff(np.concatenate([[0], loud.astype(np.int8), [0]]))
+    runs = np.stack([np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)], 1) * FRAME_SECONDS
+    merged: list[list[float]] = []
+    for start, end in runs:
+        if merged and start - merged[-1][1] < 0.15:
+            merged[-1][1] = end
+        else:
+            merged.append([start, end])
+    return np.array(merged).reshape(-1, 2)
+
+
+def snap_to_sound(runs: np.ndarray, start: float, end: float) -> tuple[float, float]:
+    """Move a segment's edges to the audible runs that lie mostly inside it.
+
+    Whisper's timestamp tokens put segment edges anywhere in the pause around a
+    sentence, sometimes a little inside the next one.
+    """
+    inside = np.clip(np.minimum(runs[:, 1], end) - np.maximum(runs[:, 0], start), 0, None)
+    kept = runs[inside > 0.5 * (runs[:, 1] - runs[:, 0])]
+    if kept.size == 0:
+        return start, end
+    return float(kept[0, 0]), float(kept[-1, 1])
 
 
 def split_timestamped(
