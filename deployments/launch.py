@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     where = f"Ray at {args.address}" if args.address else "a local Ray"
     console.print(f"[bold]Sonaray[/bold]: starting {where}")
     ray.init(
-        address=args.address,
+        address=args.address or "local",  # never silently join a cluster left running
         namespace="serve",
         include_dashboard=False,
         num_gpus=args.num_gpus if args.address is None else None,
