@@ -57,20 +57,22 @@ class PipelineState:
 
 
 def merge_segments(
-    segments: list[SpeechSegment], max_seconds: float, duration: float
+    segments: list[SpeechSegment], max_seconds: float, duration: float, margin: float = 0.5
 ) -> list[tuple[float, float]]:
     """Group consecutive speech segments into chunks of at most ``max_seconds``.
 
-    Each chunk is then widened into the silence around it, halfway to its neighbours (as
-    far as ``max_seconds`` allows): VAD edges clip word onsets and tails, silence does not.
+    Groups leave ``margin`` seconds free on each side; each chunk is then widened into
+    the silence around it, halfway to its neighbours (as far as ``max_seconds`` allows):
+    VAD edges can clip a word's onset or tail, the silence around them cannot.
     """
+    limit = max(max_seconds - 2 * margin, max_seconds / 2)
     groups: list[tuple[float, float]] = []
     for seg in segments:
         start, end = seg.start, seg.end
-        while end - start > max_seconds:  # one long stretch of speech: cut it
-            groups.append((start, start + max_seconds))
-            start += max_seconds
-        if groups and end - groups[-1][0] <= max_seconds:
+        while end - start > limit:  # one long stretch of speech: cut it
+            groups.append((start, start + limit))
+            start += limit
+        if groups and end - groups[-1][0] <= limit:
             groups[-1] = (groups[-1][0], end)
         else:
             groups.append((start, end))

@@ -16,7 +16,8 @@ def seg(start: float, end: float) -> SpeechSegment:
 
 def test_segments_merge_into_chunks_widened_into_the_silence_between():
     chunks = merge_segments([seg(1, 5), seg(6, 20), seg(24, 40)], max_seconds=30, duration=42)
-    # 1-20 fits one chunk; 24-40 starts the next; each grows halfway into the gap.
+    # 1-20 fits one chunk (29 s with margins); 24-40 starts the next; each grows halfway
+    # into the gap.
     assert chunks == [(0.5, 22.0), (22.0, 41.0)]
     for start, end in chunks:
         assert end - start <= 30
@@ -24,7 +25,7 @@ def test_segments_merge_into_chunks_widened_into_the_silence_between():
 
 def test_a_long_stretch_of_speech_is_cut_at_the_chunk_limit():
     chunks = merge_segments([seg(0, 70)], max_seconds=30, duration=70)
-    assert chunks == [(0, 30), (30, 60), (60, 70)]
+    assert chunks == [(0, 29), (29, 58), (58, 70)]  # 1 s of margin kept free per chunk
 
 
 def test_no_speech_gives_no_chunks():
