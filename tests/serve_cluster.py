@@ -27,6 +27,7 @@ SCALING_APP = {
             "name": "frames",
             "ray_actor_options": {"num_cpus": 0.1, "num_gpus": 0},
             "max_ongoing_requests": 4,
+            "max_queued_requests": 8,
             "autoscaling_config": {
                 "min_replicas": 1,
                 "max_replicas": 3,

@@ -1,7 +1,5 @@
 """Sonaray's native routes: one per task family, pipelines, models, health."""
 
-from __future__ import annotations
-
 import base64
 import json
 from typing import Annotated, Any, Literal
@@ -72,50 +70,55 @@ async def list_models(service: Service) -> ModelList:
     return ModelList(data=await service.model_cards())
 
 
-async def _audio_task(service, task: str, file: UploadFile, model: str | None, options: Any):
-    data = await read_upload(file, service)
-    audio = await service.decode(data, file.filename, task, model)
-    if task in ("seq2seq", "ctc"):
-        return await service.transcribe(audio, options, task, model)
-    return await service.call(task, model, AudioItem(audio.audio, audio.sampling_rate, options))
+AUDIO_TASKS = {
+    # task: (options type, result type, summary)
+    "seq2seq": (
+        TranscriptionOptions,
+        Transcription,
+        "Speech recognition/translation with an encoder-decoder model (Whisper).",
+    ),
+    "ctc": (
+        TranscriptionOptions,
+        Transcription,
+        "Speech recognition with a CTC model (wav2vec2, HuBERT), with word offsets.",
+    ),
+    "classify": (
+        ClassificationOptions,
+        Classification,
+        "Audio classification: top-k labels with scores.",
+    ),
+    "frames": (VadOptions, SpeechSegments, "Frame classification: voice activity / speakers."),
+}
 
 
-@router.post("/v1/seq2seq", tags=["tasks"])
-async def seq2seq(
-    service: Service, file: FileField, model: ModelField = None, options: OptionsField = None
-) -> Transcription:
-    """Speech recognition/translation with an encoder-decoder model (Whisper)."""
-    return await _audio_task(
-        service, "seq2seq", file, model, parse_options(options, TranscriptionOptions)
-    )
+def _add_audio_route(task: str, options_type: type[BaseModel], result_type: type, summary: str):
+    """One route per audio-in task: decode once, then the task (ASR gets long-audio VAD).
+
+    The module keeps real (not postponed) annotations: Serve pickles the app by value, and
+    a closure's string annotations would not resolve in the replica.
+    """
+
+    async def route(
+        service: Service, file: FileField, model: ModelField = None, options: OptionsField = None
+    ):
+        parsed = parse_options(options, options_type)
+        data = await read_upload(file, service)
+        audio = await service.decode(data, file.filename, task, model)
+        if task in ("seq2seq", "ctc"):
+            return await service.transcribe(audio, parsed, task, model)
+        return await service.call(task, model, AudioItem(audio.audio, audio.sampling_rate, parsed))
+
+    router.post(
+        f"/v1/{task}",
+        tags=["tasks"],
+        response_model=result_type,
+        summary=summary,
+        operation_id=f"{task}_v1",
+    )(route)
 
 
-@router.post("/v1/ctc", tags=["tasks"])
-async def ctc(
-    service: Service, file: FileField, model: ModelField = None, options: OptionsField = None
-) -> Transcription:
-    """Speech recognition with a CTC model (wav2vec2, HuBERT), with word offsets."""
-    return await _audio_task(
-        service, "ctc", file, model, parse_options(options, TranscriptionOptions)
-    )
-
-
-@router.post("/v1/classify", tags=["tasks"])
-async def classify(
-    service: Service, file: FileField, model: ModelField = None, options: OptionsField = None
-) -> Classification:
-    """Audio classification: top-k labels with scores."""
-    return await _audio_task(
-        service, "classify", file, model, parse_options(options, ClassificationOptions)
-    )
-
-
-@router.post("/v1/frames", tags=["tasks"])
-async def frames(
-    service: Service, file: FileField, model: ModelField = None, options: OptionsField = None
-) -> SpeechSegments:
-    """Frame classification: voice activity / speaker segments."""
-    return await _audio_task(service, "frames", file, model, parse_options(options, VadOptions))
+for _task, (_options, _result, _summary) in AUDIO_TASKS.items():
+    _add_audio_route(_task, _options, _result, _summary)
 
 
 class SpeechRequest(SpeechOptions):

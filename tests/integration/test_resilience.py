@@ -76,6 +76,28 @@ def test_deployment_scales_up_under_load_and_back_down(serve_url):
     wait_for(lambda: running_replicas("scaling", "frames") == 1, 90, "back to one replica")
 
 
+def test_a_full_deployment_answers_503_with_retry_after_and_never_hangs(serve_url):
+    clip = wav(np.tile(synthesize(SENTENCES[1]), 6))
+
+    async def burst() -> list[httpx.Response]:
+        async with httpx.AsyncClient(base_url=BASE, timeout=120) as client:
+            return await asyncio.gather(
+                *(
+                    client.post("/scaling/v1/frames", files={"file": ("a.wav", clip)})
+                    for _ in range(60)
+                )
+            )
+
+    responses = asyncio.run(burst())
+    statuses = [r.status_code for r in responses]
+    assert set(statuses) == {200, 503}, statuses
+    for r in responses:
+        if r.status_code == 503:
+            assert int(r.headers["retry-after"]) >= 1
+            assert r.json()["error"]["code"] == "overloaded"
+    wait_for(lambda: running_replicas("scaling", "frames") == 1, 90, "back to one replica")
+
+
 def _replica_actor(app: str, deployment: str):
     info = serve.get_deployment_handle(deployment, app_name=app).stats.remote().result()
     return ray.get_actor(info["actor_name"], namespace="serve"), info["pid"]

@@ -1,0 +1,24 @@
+"""The ingress app as Serve ships it: pickled by value into the Router replica."""
+
+from __future__ import annotations
+
+from fastapi.testclient import TestClient
+from ray import cloudpickle
+
+from deployments.router.ingress import app
+
+
+def test_app_survives_pickling_and_documents_every_route_with_its_errors():
+    shipped = cloudpickle.loads(cloudpickle.dumps(app))
+    spec = TestClient(shipped).get("/openapi.json").json()
+    for task, schema in {
+        "seq2seq": "Transcription",
+        "ctc": "Transcription",
+        "classify": "Classification",
+        "frames": "SpeechSegments",
+    }.items():
+        post = spec["paths"][f"/v1/{task}"]["post"]
+        assert post["responses"]["200"]["content"]["application/json"]["schema"]["$ref"].endswith(
+            schema
+        )
+        assert {"400", "404", "413", "503"} <= set(post["responses"])
