@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import re
 
 import numpy as np
 import soundfile as sf
@@ -21,11 +20,6 @@ def encode(audio: np.ndarray, rate: int, fmt: str = "WAV") -> bytes:
 def speech_wav(text: str = HELLO, rate: int = 16000) -> bytes:
     """``text`` spoken by the Piper voice, as a 16-bit WAV file."""
     return encode(synthesize(text, rate), rate)
-
-
-def words(text: str) -> list[str]:
-    """Lower-case words without punctuation, for word-for-word comparisons."""
-    return re.findall(r"[a-z0-9']+", text.lower())
 
 
 def decode(data: bytes) -> tuple[np.ndarray, int]:

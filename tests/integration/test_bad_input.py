@@ -15,8 +15,8 @@ from functools import cache
 import httpx
 import numpy as np
 import pytest
-from api_fixtures import HELLO, assert_envelope, encode, speech_wav, words
-from speech import SENTENCES, synthesize
+from api_fixtures import HELLO, assert_envelope, encode, speech_wav
+from speech import SENTENCES, synthesize, words
 
 pytestmark = pytest.mark.serve
 

@@ -9,14 +9,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from speech import SENTENCES
+from speech import SENTENCES, words
 
 REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.serve
-
-
-def words(text: str) -> list[str]:
-    return "".join(c for c in text.lower() if c.isalnum() or c == " ").split()
 
 
 def test_gpu_manifest_on_multinode_cluster_puts_tasks_on_the_gpu_worker():

@@ -4,18 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import io
-import re
 
 import pytest
 import soundfile as sf
 from sonaray_client import AsyncSonaray, NotFoundError, Sonaray
-from speech import SENTENCES, synthesize
+from speech import SENTENCES, synthesize, words
 
 pytestmark = pytest.mark.serve
-
-
-def words(text: str) -> list[str]:
-    return re.sub(r"[^a-z0-9' ]", " ", text.lower()).split()
 
 
 def test_sync_client_covers_every_task_and_pipeline(serve_url, tmp_path):

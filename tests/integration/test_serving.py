@@ -6,7 +6,6 @@ import asyncio
 import base64
 import io
 import json
-import re
 
 import httpx
 import jiwer
@@ -15,7 +14,7 @@ import pytest
 import soundfile as sf
 from ray import serve
 from serve_cluster import PORT, TASK_GPU_FRACTION, session_config
-from speech import SENTENCES, long_clip, synthesize
+from speech import SENTENCES, heard_as, long_clip, synthesize, words
 
 pytestmark = pytest.mark.serve
 APP = "sonaray"
@@ -26,16 +25,6 @@ def wav_bytes(audio: np.ndarray, rate: int = 16000) -> bytes:
     buf = io.BytesIO()
     sf.write(buf, audio, rate, format="WAV", subtype="PCM_16")
     return buf.getvalue()
-
-
-def words(text: str) -> list[str]:
-    return re.sub(r"[^a-z0-9' ]", " ", text.lower()).split()
-
-
-def heard_as(text: str, sentence: str) -> bool:
-    """Speech the served Piper voice made (with its sampling noise on) is heard as
-    ``sentence``, give or take one word: tiny.en sometimes hears "a" as "the"."""
-    return jiwer.wer(" ".join(words(sentence)), " ".join(words(text))) <= 1.5 / len(words(sentence))
 
 
 def stats(task: str, app: str = APP) -> dict:

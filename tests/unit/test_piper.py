@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import re
-
 import numpy as np
 import pytest
 from sonaray_client.types import SpeechOptions
-from speech import SENTENCES, synthesize
+from speech import SENTENCES, synthesize, words
 
 from deployments.errors import InvalidRequest, PayloadTooLarge
 from deployments.tasks.base import Engine, TextItem, Waveform
@@ -28,10 +26,6 @@ def piper(model_path) -> PiperEngine:
 
 def speak(piper: PiperEngine, text: str, **options) -> Waveform:
     return piper.forward([TextItem(SpeechOptions(input=text, **options))])[0]
-
-
-def words(text: str) -> list[str]:
-    return re.sub(r"[^a-z' ]", " ", text.lower()).split()
 
 
 def test_loads_through_the_registry_as_a_tts_engine(model_path):
