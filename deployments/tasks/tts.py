@@ -25,7 +25,14 @@ import torch
 from sonaray_client.types import SpeechOptions
 
 from deployments.errors import ConfigError, InvalidRequest
-from deployments.tasks.base import TextItem, Waveform, check_text, model_dir
+from deployments.tasks.base import (
+    TextItem,
+    Waveform,
+    check_text,
+    model_dir,
+    pick_device,
+    set_torch_threads,
+)
 
 SpeechItem = TextItem[SpeechOptions]
 _SENTENCE_END = re.compile(r"(?<=[.!?;:])\s+")
@@ -55,7 +62,21 @@ class SpeechEngine(ABC):
     device: str
     stochastic: bool = True
 
-    def __init__(self, *, max_chars: int, max_piece_chars: int, sentence_gap_s: float):
+    def __init__(
+        self,
+        path: str,
+        *,
+        name: str,
+        device: str | None,
+        num_threads: int | None,
+        max_chars: int,
+        max_piece_chars: int,
+        sentence_gap_s: float,
+    ):
+        set_torch_threads(num_threads)
+        self.name = name
+        self.device = pick_device(device)
+        self.directory = model_dir(path)
         self.max_chars = max_chars
         self.max_piece_chars = max_piece_chars
         self.sentence_gap_s = sentence_gap_s

@@ -6,7 +6,7 @@ import numpy as np
 import torch
 
 from deployments.errors import InvalidRequest
-from deployments.tasks.base import logger, model_dir, pick_device, set_torch_threads
+from deployments.tasks.base import logger
 from deployments.tasks.tts import SpeechEngine, SpeechItem
 
 
@@ -31,10 +31,16 @@ class BarkEngine(SpeechEngine):
     ):
         from transformers import BarkModel, BarkProcessor
 
-        set_torch_threads(num_threads)
-        directory = model_dir(path)
-        self.name = name
-        self.device = pick_device(device)
+        super().__init__(
+            path,
+            name=name,
+            device=device,
+            num_threads=num_threads,
+            max_chars=max_chars,
+            max_piece_chars=max_piece_chars,
+            sentence_gap_s=sentence_gap_s,
+        )
+        directory = self.directory
         self.processor = BarkProcessor.from_pretrained(directory)
         self.model = BarkModel.from_pretrained(directory).to(self.device).eval()
         self.sampling_rate = self.model.generation_config.sample_rate
@@ -43,11 +49,7 @@ class BarkEngine(SpeechEngine):
         # The semantic model reads at most this many tokens; a word-piece token covers at
         # least one character, so pieces this short are never truncated.
         self.max_tokens = self.model.generation_config.semantic_config["max_input_semantic_length"]
-        super().__init__(
-            max_chars=max_chars,
-            max_piece_chars=min(max_piece_chars, self.max_tokens),
-            sentence_gap_s=sentence_gap_s,
-        )
+        self.max_piece_chars = min(max_piece_chars, self.max_tokens)
         logger.info("loaded Bark %s on %s (%d Hz)", name, self.device, self.sampling_rate)
 
     @property

@@ -13,9 +13,6 @@ from deployments.tasks.base import (
     AudioItem,
     check_audio,
     logger,
-    model_dir,
-    pick_device,
-    set_torch_threads,
 )
 from deployments.tasks.tts import SpeechEngine, SpeechItem
 
@@ -48,12 +45,15 @@ class SpeechT5Engine(SpeechEngine):
         from transformers import SpeechT5ForTextToSpeech, SpeechT5HifiGan, SpeechT5Processor
 
         super().__init__(
-            max_chars=max_chars, max_piece_chars=max_piece_chars, sentence_gap_s=sentence_gap_s
+            path,
+            name=name,
+            device=device,
+            num_threads=num_threads,
+            max_chars=max_chars,
+            max_piece_chars=max_piece_chars,
+            sentence_gap_s=sentence_gap_s,
         )
-        set_torch_threads(num_threads)
-        self.name = name
-        self.device = pick_device(device)
-        directory = model_dir(path)
+        directory = self.directory
         self.processor = SpeechT5Processor.from_pretrained(directory)
         self.model = SpeechT5ForTextToSpeech.from_pretrained(directory).to(self.device).eval()
         # AutoModel cannot load SpeechT5HifiGan: it is loaded by its own class.

@@ -6,7 +6,7 @@ import numpy as np
 import torch
 
 from deployments.errors import InvalidRequest
-from deployments.tasks.base import logger, model_dir, pick_device, set_torch_threads
+from deployments.tasks.base import logger
 from deployments.tasks.tts import SpeechEngine, SpeechItem
 
 
@@ -33,12 +33,15 @@ class VitsEngine(SpeechEngine):
         from transformers import AutoTokenizer, VitsModel
 
         super().__init__(
-            max_chars=max_chars, max_piece_chars=max_piece_chars, sentence_gap_s=sentence_gap_s
+            path,
+            name=name,
+            device=device,
+            num_threads=num_threads,
+            max_chars=max_chars,
+            max_piece_chars=max_piece_chars,
+            sentence_gap_s=sentence_gap_s,
         )
-        set_torch_threads(num_threads)
-        self.name = name
-        self.device = pick_device(device)
-        directory = model_dir(path)
+        directory = self.directory
         # Noise settings are read from the config at construction: set them at load time.
         overrides = {
             key: value
