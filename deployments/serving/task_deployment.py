@@ -28,6 +28,7 @@ from deployments.tasks.registry import load_engine
 logger = logging.getLogger("ray.serve")
 
 BATCH_BUCKETS = [1, 2, 4, 8, 16, 32, 64]
+UNHEALTHY_AFTER_FAILED_BATCHES = 5
 SECONDS_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30]
 
 
@@ -95,6 +96,7 @@ class TaskDeployment:
             "sonaray_errors", "Failed items by error code.", tag_keys=(*tags, "code")
         )
         self.last_batch_sizes: list[int] = []
+        self._failing_batches = 0
         self._default_engine = await self.get_engine(default)
 
     @serve.multiplexed(max_num_models_per_replica=4)
@@ -145,10 +147,15 @@ class TaskDeployment:
         engine = await self.get_engine(model_id)
         results = await asyncio.to_thread(self._forward_isolated, engine, items)
         self._model_time.observe(time.perf_counter() - start, tags=tags)
+        broken = 0
         for r in results:
             if isinstance(r, Failed):
                 code = getattr(r.error, "code", None) or "internal"
                 self._errors.inc(tags={**tags, "code": code})
+                broken += isinstance(r.error, ModelError)
+        # Count batches where the model failed every item: bad input fails alone, a
+        # broken model (e.g. a wedged GPU) fails everything.
+        self._failing_batches = self._failing_batches + 1 if broken == len(results) else 0
         return results
 
     @staticmethod
@@ -192,6 +199,13 @@ class TaskDeployment:
             )
             for name in self.models
         ]
+
+    def check_health(self) -> None:
+        """Unhealthy after consecutive batches the model failed entirely: Serve replaces us."""
+        if self._failing_batches >= UNHEALTHY_AFTER_FAILED_BATCHES:
+            raise RuntimeError(
+                f"{self.task}: the model failed {self._failing_batches} batches in a row"
+            )
 
     def sampling_rate(self) -> int:
         """The default engine's rate: audio sent here must be at this rate."""
