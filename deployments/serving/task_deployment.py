@@ -208,9 +208,10 @@ class TaskDeployment:
                 f"{self.task}: the model failed {self._failing_batches} batches in a row"
             )
 
-    def sampling_rate(self) -> int:
-        """The default engine's rate: audio sent here must be at this rate."""
-        return self._default_engine.sampling_rate
+    async def sampling_rate(self) -> int:
+        """The rate of the requested model (multiplexed id): audio sent here must be at it."""
+        model_id = serve.get_multiplexed_model_id() or self.default
+        return (await self.get_engine(model_id)).sampling_rate
 
 
 def _as_sonaray_error(engine: Any, exc: BaseException) -> BaseException:
