@@ -19,14 +19,11 @@ from rich.console import Console
 console = Console(stderr=True)
 
 
-def load_config(path: str | Path, overrides: dict | None = None):
+def load_config(path: str | Path):
     """Read a Serve config file into Ray's own schema (the validation KubeRay runs too)."""
     from ray.serve.schema import ServeDeploySchema
 
-    raw = yaml.safe_load(Path(path).read_text())
-    if overrides:
-        raw = {**raw, **overrides}
-    return ServeDeploySchema.model_validate(raw)
+    return ServeDeploySchema.model_validate(yaml.safe_load(Path(path).read_text()))
 
 
 def deploy_config(config, *, timeout_s: float = 600.0, quiet: bool = False) -> str:

@@ -52,17 +52,20 @@ def build_command(
         console=console,
     ) as progress:
         bar = progress.add_task("model store", total=len(names))
-        for name in names:
-            progress.update(bar, description=f"building {name}")
-            try:
-                built = store.build_one(name, root, force=force)
-            except store.BuildError as exc:
-                progress.stop()
-                console.print(f"[red]error:[/red] {exc}")
-                raise typer.Exit(1) from exc
-            state = "built" if built else "up to date"
-            progress.console.print(f"  {name:<24} {state}")
-            progress.advance(bar)
+
+        def report(name: str, state: str) -> None:
+            if state == "building":
+                progress.update(bar, description=f"building {name}")
+            else:
+                progress.console.print(f"  {name:<24} {state}")
+                progress.advance(bar)
+
+        try:
+            store.build(names, root, force=force, on_progress=report)
+        except store.BuildError as exc:
+            progress.stop()
+            console.print(f"[red]error:[/red] {exc}")
+            raise typer.Exit(1) from exc
     seconds = time.perf_counter() - started
     console.print(f"model store ready in {root} ({len(names)} models, {seconds:.1f}s)")
 

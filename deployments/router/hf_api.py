@@ -167,8 +167,7 @@ async def speak(service: SonarayService, task: str, model: str, text: Any, param
         return await service.synthesize(task, model, TextItem(item))
     sampling = {k: parameters[k] for k in ("temperature",) if k in parameters}
     item = options(GenerationOptions, {"prompt": text, **sampling, **extra})
-    service.check_text(text, param="inputs")
-    return await service.call(task, model, TextItem(item))
+    return await service.synthesize(task, model, TextItem(item), param="inputs")
 
 
 @router.post(

@@ -120,7 +120,7 @@ def create_app() -> FastAPI:
 
 
 def _authorize(request: Request) -> None:
-    keys = current_service().api_keys if _service is not None else set()
+    keys = _service.api_keys if _service is not None else set()
     if not keys or request.url.path in OPEN_PATHS:
         return
     header = request.headers.get("authorization", "")

@@ -204,8 +204,7 @@ async def generate(service: Service, request: Request) -> Response:
     options = GenerationOptions.model_validate(
         body.model_dump(exclude={"model", "response_format"})
     )
-    service.check_text(options.prompt, param="prompt")
-    waveform = await service.call("generate", body.model, TextItem(options, prompt_audio))
+    waveform = await service.synthesize("generate", body.model, TextItem(options, prompt_audio))
     return audio_response(waveform, body.response_format)
 
 

@@ -161,8 +161,16 @@ class SonarayService:
         )
         return result.model_copy(update={"model": self.model_for(task, model)})
 
-    async def synthesize(self, task: str, model: str | None, item: TextItem) -> Waveform:
-        self.check_text(getattr(item.options, "input", None) or getattr(item.options, "prompt", ""))
+    async def synthesize(
+        self, task: str, model: str | None, item: TextItem, *, param: str | None = None
+    ) -> Waveform:
+        """Text to audio (``tts`` speaks ``input``, ``generate`` plays ``prompt``), with the
+        text limit checked first; ``param`` names the field in errors."""
+        if task == "tts":
+            text, field = item.options.input, "input"
+        else:
+            text, field = item.options.prompt, "prompt"
+        self.check_text(text, param=param or field)
         return await self.call(task, model, item)
 
     def pipeline_steps(self, name: str) -> list[StepConfig]:
