@@ -9,6 +9,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from speech import NOISE_FREE_PIPER, VOICE_MODEL
+
 REPO = Path(__file__).resolve().parents[1]
 PORT = int(os.environ.get("SONARAY_TEST_PORT", "8123"))
 TASK_GPU_FRACTION = 0.5
@@ -45,7 +47,8 @@ SCALING_APP = {
 
 def session_config(seq2seq_user_config: dict | None = None):
     """serve_config.all.yaml with the test port, a GPU fraction on every task, and the
-    scaling app; ``seq2seq_user_config`` overrides that deployment's batching."""
+    scaling app, a noise-free Piper voice; ``seq2seq_user_config`` overrides that
+    deployment's batching."""
     from ray.serve.schema import ServeApplicationSchema
 
     from deployments.launch import load_config
@@ -54,6 +57,10 @@ def session_config(seq2seq_user_config: dict | None = None):
     config.http_options.host = "127.0.0.1"
     config.http_options.port = PORT
     for app in config.applications:
+        for model in app.args["models"]:
+            if model["name"] == VOICE_MODEL:
+                # Noise-free like tests/speech.py's voice: round trips are repeatable.
+                model["options"] = {**model.get("options", {}), **NOISE_FREE_PIPER}
         for dep in app.deployments:
             if dep.name != "Router":
                 dep.ray_actor_options.num_gpus = TASK_GPU_FRACTION
