@@ -18,7 +18,7 @@ from deployments.errors import ConfigError
 from deployments.models.store import engine_kind
 from deployments.router.ingress import Router
 from deployments.serving.task_deployment import ServedModel, TaskDeployment
-from deployments.tasks.registry import check_options
+from deployments.tasks.registry import check_model, check_options
 
 ROUTER = "Router"
 
@@ -60,6 +60,8 @@ def served_models(config: SonarayArgs, task: str) -> list[ServedModel]:
             continue
         kind = engine_kind(m.ref, m.engine)
         check_options(m.task, kind, m.options, where=f"models[{i}] ({m.name}).options")
+        source = f", {m.ref}" if m.ref != m.name else ""
+        check_model(m.task, kind, m.ref, where=f"models[{i}] ({m.name}{source})")
         models.append(ServedModel(m.name, m.ref, m.engine, dict(m.options)))
     return models
 

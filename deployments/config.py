@@ -68,6 +68,16 @@ class AuthConfig(StrictModel):
     api_keys_file: Path | None = None
 
 
+class VoicesConfig(StrictModel):
+    """Saved voices for cloning (``POST /v1/audio/voices``); see serving/voice_store.py."""
+
+    directory: Path | None = Field(
+        None, description="Keep voices on disk here too (else in memory for the cluster's life)."
+    )
+    max_voices: int = Field(100, gt=0)
+    max_seconds: float = Field(30.0, gt=0, le=120, description="Longest reference clip.")
+
+
 class SonarayArgs(StrictModel):
     """The ``args:`` of a Sonaray application in a Serve config."""
 
@@ -75,6 +85,7 @@ class SonarayArgs(StrictModel):
     pipelines: dict[str, list[StepConfig | TaskId]] = Field(default_factory=dict)
     limits: LimitsConfig = Field(default_factory=LimitsConfig)
     auth: AuthConfig = Field(default_factory=AuthConfig)
+    voices: VoicesConfig = Field(default_factory=VoicesConfig)
 
     @field_validator("models")
     @classmethod

@@ -152,9 +152,14 @@ def speak(
     model: ModelOption = None,
     voice: Annotated[str | None, typer.Option(help="Voice name or preset.")] = None,
     speed: Annotated[float | None, typer.Option(help="0.25 to 4.")] = None,
+    reference: Annotated[
+        Path | None, typer.Option(help="Audio clip of a voice to clone.", exists=True)
+    ] = None,
 ) -> None:
     """Synthesize speech into a file (format from its suffix: wav, flac, mp3, ogg, pcm)."""
     options = {k: v for k, v in {"voice": voice, "speed": speed}.items() if v is not None}
+    if reference is not None:
+        options["reference"] = reference
     with ctx.obj.client() as client:
         path = client.speak_to_file(text, output, model=model, **options)
     console.print(str(path), markup=False, highlight=False)

@@ -91,10 +91,14 @@ class Sonaray:
         *,
         model: str | None = None,
         response_format: AudioFormat = "wav",
+        reference: AudioInput | None = None,
         **options: Any,
     ) -> bytes:
-        """Text to encoded audio; ``options`` are ``SpeechOptions`` fields (voice, speed, seed)."""
-        return self._request(core.speak(text, model, response_format, options))
+        """Text to encoded audio; ``options`` are ``SpeechOptions`` fields (voice, speed, seed).
+
+        ``reference``: a clip whose voice to clone (a model with an x-vector model).
+        """
+        return self._request(core.speak(text, model, response_format, options, reference))
 
     def speak_to_file(
         self, text: str, path: str | PathLike[str], *, model: str | None = None, **options: Any

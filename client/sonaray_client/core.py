@@ -177,11 +177,19 @@ def detect_speech(
 
 
 def speak(
-    text: str, model: str | None, response_format: AudioFormat, options: Mapping[str, Any]
+    text: str,
+    model: str | None,
+    response_format: AudioFormat,
+    options: Mapping[str, Any],
+    reference: AudioInput | None = None,
 ) -> ApiCall[bytes]:
     body = SpeechOptions(input=text, **options).model_dump(exclude_unset=True)
     body.update(_model_field(model), response_format=response_format)
-    return ApiCall("POST", "/v1/tts", _read_bytes, json=body)
+    if reference is None:
+        return ApiCall("POST", "/v1/tts", _read_bytes, json=body)
+    # A voice to clone travels as a file beside the same fields.
+    files = {"reference_audio": to_upload(reference).as_file()}
+    return ApiCall("POST", "/v1/tts", _read_bytes, data={"options": json.dumps(body)}, files=files)
 
 
 def generate_audio(

@@ -164,6 +164,8 @@ class ModelCard(WireResult):
     task: TaskId
     default: bool = False
     sampling_rate: int | None = None
+    voices: list[str] | None = Field(None, description="tts: the voices/presets it speaks in.")
+    speakers: list[str] | None = Field(None, description="frames: speakers a head tells apart.")
 
 
 class ModelList(WireResult):

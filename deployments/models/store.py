@@ -156,7 +156,14 @@ def engine_kind(ref: str, engine: str | None = None) -> str:
 def resolve(
     ref: str, root: str | Path | None = None, *, engine: str | None = None
 ) -> ResolvedModel:
-    """Resolve a store name, a local directory or a Hub id to a loadable model."""
+    """Resolve a store name, a local directory or a Hub id to a local model directory.
+
+    Every engine and builder resolves through here, companions (a vocoder, an x-vector
+    model, speaker embeddings) included, so every one takes the same three kinds of name.
+    A Hub id (``org/name`` or ``org/name@revision``) needs ``SONARAY_HUB=1``; it is fetched
+    by ``huggingface_hub.snapshot_download``, which reuses ``HF_HUB_CACHE`` and, under
+    ``HF_HUB_OFFLINE=1``, reads that cache alone.
+    """
     if ref in CATALOG:
         spec = CATALOG[ref]
         path = store_root(root) / ref
@@ -170,27 +177,72 @@ def resolve(
     local = Path(ref).expanduser()
     if local.is_dir():
         return ResolvedModel(local.name, str(local.resolve()), None, engine_kind(ref, engine))
-    if _hub_offline():
+    if not hub_allowed():
         raise ModelNotFound(
-            f"model {ref!r} is neither a store model nor a local directory, and the Hugging Face "
-            f"Hub is offline; store models: {', '.join(sorted(CATALOG))}",
+            f"model {ref!r} is neither a store model nor a local directory, and Hub ids are "
+            f"off (set SONARAY_HUB=1); store models: {', '.join(sorted(CATALOG))}",
             param="model",
         )
-    return ResolvedModel(ref, ref, None, engine_kind(ref, engine))
+    return ResolvedModel(ref, hub_snapshot(ref), None, engine_kind(ref, engine))
 
 
-def _hub_offline() -> bool:
-    """True unless the Hub is explicitly allowed (SONARAY_HUB=1) and not forced offline."""
-    if os.environ.get("HF_HUB_OFFLINE", "") in {"1", "true", "TRUE"}:
-        return True
-    return os.environ.get("SONARAY_HUB", "0") not in {"1", "true", "TRUE"}
+# Weights for other frameworks that many repos carry beside the PyTorch ones.
+OTHER_FRAMEWORKS = ["*.h5", "*.msgpack", "*.ot", "*.tflite", "flax_model*", "tf_model*", "onnx/*"]
+
+
+def split_hub_id(ref: str) -> tuple[str, str | None]:
+    """``org/name@rev`` -> (``org/name``, ``rev``); no ``@`` means the default branch."""
+    repo, _, revision = ref.partition("@")
+    return repo, revision or None
+
+
+def hub_snapshot(ref: str) -> str:
+    """The local snapshot directory of a Hub id, fetched (or found in the cache) by
+    huggingface_hub; a typed error naming the id when it is not there."""
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
+
+    repo, revision = split_hub_id(ref)
+    try:
+        return snapshot_download(repo, revision=revision, ignore_patterns=OTHER_FRAMEWORKS)
+    except (LocalEntryNotFoundError, HfHubHTTPError, ValueError) as exc:
+        raise ModelNotFound(f"cannot fetch {ref!r} from the Hugging Face Hub: {exc}") from exc
+
+
+def config_file(ref: str) -> Path | None:
+    """A local directory's or Hub id's ``config.json``, without fetching any weights.
+
+    None for store models (the catalog vouches for them) and for repos without one.
+    """
+    if ref in CATALOG:
+        return None
+    local = Path(ref).expanduser()
+    if local.is_dir():
+        return local / "config.json"
+    if not hub_allowed():
+        resolve(ref)  # raises, naming the store models
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import EntryNotFoundError, HfHubHTTPError, LocalEntryNotFoundError
+
+    repo, revision = split_hub_id(ref)
+    try:
+        return Path(hf_hub_download(repo, "config.json", revision=revision))
+    except EntryNotFoundError:
+        return None
+    except (LocalEntryNotFoundError, HfHubHTTPError, ValueError) as exc:
+        raise ModelNotFound(f"cannot fetch {ref!r} from the Hugging Face Hub: {exc}") from exc
+
+
+def hub_allowed() -> bool:
+    """Hub ids are accepted only when ``SONARAY_HUB=1`` says so."""
+    return os.environ.get("SONARAY_HUB", "0") in {"1", "true", "TRUE"}
 
 
 def check_ref(ref: str) -> None:
     """Config-time check of a model reference (no build needed); raises ConfigError."""
-    if ref in CATALOG or Path(ref).expanduser().is_dir() or not _hub_offline():
+    if ref in CATALOG or Path(ref).expanduser().is_dir() or hub_allowed():
         return
     raise ConfigError(
         f"unknown model {ref!r}: not a store model ({', '.join(sorted(CATALOG))}), "
-        "not a local directory, and the Hub is offline (set SONARAY_HUB=1 to allow Hub ids)"
+        "not a local directory, and Hub ids are off (set SONARAY_HUB=1 to allow them)"
     )

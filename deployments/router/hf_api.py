@@ -26,8 +26,9 @@ from deployments.router.service import SonarayService
 router = APIRouter(tags=["huggingface"], responses=ERROR_RESPONSES)
 
 RAW_AUDIO_TYPES = ("", "application/octet-stream")
-# Generation knobs the HF client sends for every text-to-speech call: a task whose options
-# have a field of that name honours it; for the others they are accepted and ignored.
+# The HF spec's text-to-speech/audio generation knobs, flat (InferenceClient.text_to_speech
+# sends those a caller set) or nested under ``generation_parameters``: a task whose options
+# have a field of that name honours it; any other is a 400, never silently ignored.
 HF_GENERATION_KEYS = {
     "do_sample", "early_stopping", "epsilon_cutoff", "eta_cutoff", "max_length",
     "max_new_tokens", "min_length", "min_new_tokens", "num_beam_groups", "num_beams",
@@ -160,8 +161,18 @@ async def speak(service: SonarayService, target: Target, text: Any, parameters: 
     if not isinstance(text, str):
         raise InvalidRequest("inputs must be the text to speak", param="inputs")
     spec = target.spec
-    honoured = set(spec.options.model_fields)
-    values = {k: v for k, v in parameters.items() if k not in HF_GENERATION_KEYS or k in honoured}
+    values = dict(parameters)
+    nested = values.pop("generation_parameters", None) or {}
+    if not isinstance(nested, dict):
+        raise InvalidRequest("generation_parameters must be a JSON object", "parameters")
+    values.update(nested)
+    unsupported = sorted((set(values) & HF_GENERATION_KEYS) - set(spec.options.model_fields))
+    if unsupported:
+        raise InvalidRequest(
+            f"parameters {unsupported} are not supported by {target.model} ({target.task}); "
+            f"it takes: {sorted(set(spec.options.model_fields) - {spec.text_field})}",
+            param="parameters",
+        )
     item = options(spec.options, {**values, spec.text_field: text})
     return await service.synthesize(target, TextItem(item), param="inputs")
 

@@ -6,13 +6,15 @@ from ray import serve
 from ray.serve.handle import DeploymentHandle
 
 from deployments.config import SonarayArgs
-from deployments.router import hf_api, native, openai_api
+from deployments.router import hf_api, native, openai_api, voices
 from deployments.router.http import create_app, install_service, load_api_keys
 from deployments.router.service import SonarayService
+from deployments.serving.voice_store import voice_store_actor
 
 app = create_app()
 app.include_router(native.router)
 app.include_router(openai_api.router)
+app.include_router(voices.router)
 app.include_router(hf_api.router)
 
 
@@ -25,3 +27,6 @@ class Router:
         install_service(
             SonarayService(args, handles, load_api_keys(args.auth)), behind_serve_proxy=True
         )
+        directory = str(args.voices.directory) if args.voices.directory else None
+        app_name = serve.get_replica_context().app_name
+        voices.install_store(voice_store_actor(app_name, directory, args.voices.max_voices))

@@ -18,6 +18,7 @@ from deployments.audio import encode_audio
 from deployments.errors import InvalidRequest
 from deployments.protocol import AudioItem, TaskSpec, TextItem, tasks_where
 from deployments.router.http import ERROR_RESPONSES, Service
+from deployments.router.voices import parse_fields, speech_body, speech_fields, speech_item
 
 router = APIRouter(responses=ERROR_RESPONSES)
 
@@ -114,11 +115,21 @@ def audio_response(waveform, fmt: str) -> Response:
     )
 
 
-@router.post("/v1/tts", tags=["tasks"], response_class=Response, responses=AUDIO_RESPONSE)
-async def tts(service: Service, body: SpeechRequest) -> Response:
-    """Text to speech."""
+@router.post(
+    "/v1/tts",
+    tags=["tasks"],
+    response_class=Response,
+    responses=AUDIO_RESPONSE,
+    openapi_extra=speech_body(SpeechRequest.model_json_schema()),
+)
+async def tts(service: Service, request: Request) -> Response:
+    """Text to speech: JSON, or multipart with a ``reference_audio`` clip to clone."""
+    fields, reference = await speech_fields(request)
+    body = parse_fields(fields, SpeechRequest)
+    target = service.target("tts", body.model)
     options = SpeechOptions.model_validate(body.model_dump(exclude={"model", "response_format"}))
-    waveform = await service.synthesize(service.target("tts", body.model), TextItem(options))
+    item = await speech_item(service, target, options, reference)
+    waveform = await service.synthesize(target, item)
     return audio_response(waveform, body.response_format)
 
 

@@ -3,7 +3,8 @@
 Field names, defaults and response shapes follow OpenAI's audio API, so the ``openai``
 package (``OpenAI(base_url=".../v1")``) works unchanged. OpenAI's own model names
 (``whisper-1``, ``tts-1``, ...) mean "this cluster's default model for the task", and
-OpenAI's voices mean "the model's default voice". ``GET /v1/models`` is the native route.
+OpenAI's voices map onto the model's voices (router/voices.py). ``GET /v1/models`` is the
+native route.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Annotated, Any, Literal
 
 import numpy as np
 import soundfile as sf
-from fastapi import APIRouter, File, Form, UploadFile
+from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 from sonaray_client.subtitles import to_srt, to_vtt
@@ -23,19 +24,17 @@ from transformers.models.whisper.tokenization_whisper import LANGUAGES
 
 from deployments.audio import encode_audio, resample
 from deployments.errors import InvalidRequest
-from deployments.protocol import ROLES, Target, TextItem
+from deployments.protocol import ROLES, Target
+from deployments.router.diarized import diarized_json
 from deployments.router.http import ERROR_RESPONSES, Service
 from deployments.router.native import read_upload
 from deployments.router.service import SonarayService
+from deployments.router.voices import parse_fields, speech_body, speech_fields, speech_item
 
 router = APIRouter(prefix="/v1/audio", tags=["openai"], responses=ERROR_RESPONSES)
 
 OPENAI_ASR_MODELS = {"whisper-1", "gpt-4o-transcribe", "gpt-4o-mini-transcribe"}
 OPENAI_TTS_MODELS = {"tts-1", "tts-1-hd", "gpt-4o-mini-tts"}
-OPENAI_VOICES = {
-    "alloy", "ash", "ballad", "cedar", "coral", "echo", "fable",
-    "marin", "nova", "onyx", "sage", "shimmer", "verse",
-}  # fmt: skip
 # OpenAI's pcm is raw 16-bit little-endian at 24 kHz; players assume that rate.
 OPENAI_PCM_RATE = 24000
 # libsndfile writes Opus only at 8/12/16/24/48 kHz.
@@ -43,7 +42,7 @@ OPUS_RATE = 48000
 CAN_OPUS = "OPUS" in sf.available_subtypes("OGG")
 SPEECH_FORMATS = ["mp3", *(["opus"] if CAN_OPUS else []), "flac", "wav", "pcm"]
 
-ResponseFormat = Literal["json", "text", "srt", "vtt", "verbose_json"]
+ResponseFormat = Literal["json", "text", "srt", "vtt", "verbose_json", "diarized_json"]
 FileField = Annotated[UploadFile, File(description="Audio file (wav, flac, ogg, mp3, m4a, ...).")]
 ModelField = Annotated[
     str,
@@ -156,6 +155,11 @@ async def _recognize(
     )
     data = await read_upload(file, service)
     audio = await service.decode(data, file.filename, target)
+    if response_format == "diarized_json":
+        if translate:
+            raise InvalidRequest("diarized_json is for transcriptions", param="response_format")
+        turns = await service.diarize(audio, options, target)
+        return JSONResponse(diarized_json(turns, audio.duration))
     result = await service.transcribe(audio, options, target)
     return transcript_response(result, response_format, options.task, temperature, words)
 
@@ -163,7 +167,8 @@ async def _recognize(
 TRANSCRIPT_RESPONSES = {
     200: {
         "content": {"application/json": {}, "text/plain": {}, "text/vtt": {}},
-        "description": "json/verbose_json as JSON; text and srt as text/plain; vtt as text/vtt.",
+        "description": "json/verbose_json/diarized_json as JSON; text and srt as text/plain; "
+        "vtt as text/vtt. diarized_json needs a speaker-frames model.",
     }
 }
 
@@ -230,7 +235,9 @@ class OpenAISpeechRequest(BaseModel):
     )
     input: str
     voice: str | VoiceRef | None = Field(
-        None, description="A voice of the model; OpenAI voice names mean its default voice."
+        None,
+        description="A voice of the model, an OpenAI voice name (mapped onto the model's "
+        "voices), or a saved voice ({id} from POST /v1/audio/voices).",
     )
     instructions: str | None = Field(None, description="Accepted and ignored (no such models).")
     response_format: str = "mp3"
@@ -263,9 +270,12 @@ def encode_speech(audio: np.ndarray, rate: int, fmt: str) -> tuple[bytes, str]:
     "/speech",
     response_class=Response,
     responses={200: {"content": {"audio/mpeg": {}}, "description": "Encoded speech."}},
+    openapi_extra=speech_body(OpenAISpeechRequest.model_json_schema()),
 )
-async def speech(service: Service, body: OpenAISpeechRequest) -> Response:
-    """Text to speech (OpenAI ``audio.speech.create``)."""
+async def speech(service: Service, request: Request) -> Response:
+    """Text to speech (OpenAI ``audio.speech.create``); multipart may add ``reference_audio``."""
+    fields, reference = await speech_fields(request)
+    body = parse_fields(fields, OpenAISpeechRequest)
     check_speech_format(body.response_format)
     if body.model in OPENAI_TTS_MODELS:
         target = service.target(ROLES.speak)
@@ -276,9 +286,8 @@ async def speech(service: Service, body: OpenAISpeechRequest) -> Response:
                 f"model {body.model!r} is not a text-to-speech model", param="model"
             )
     voice = body.voice.id if isinstance(body.voice, VoiceRef) else body.voice
-    options = SpeechOptions(
-        input=body.input, voice=None if voice in OPENAI_VOICES else voice, speed=body.speed
-    )
-    waveform = await service.synthesize(target, TextItem(options))
+    options = SpeechOptions(input=body.input, voice=voice, speed=body.speed)
+    item = await speech_item(service, target, options, reference)
+    waveform = await service.synthesize(target, item)
     data, media_type = encode_speech(waveform.audio, waveform.sampling_rate, body.response_format)
     return Response(data, media_type=media_type)

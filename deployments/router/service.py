@@ -17,12 +17,14 @@ from sonaray_client.types import ModelCard, SpeechSegments, Transcription, Trans
 from deployments.audio import DecodedAudio, decode_audio, resample
 from deployments.config import SonarayArgs
 from deployments.errors import (
+    InvalidRequest,
     ModelNotFound,
     Overloaded,
     PayloadTooLarge,
     SonarayError,
     UnsupportedMediaType,
 )
+from deployments.graph.diarize import Turn, diarize
 from deployments.graph.runner import (
     PipelineContext,
     PipelineState,
@@ -52,6 +54,8 @@ class SonarayService:
         self.limits = args.limits
         self.handles = handles
         self._rates: dict[Target, int] = {}
+        self._voices: dict[Target, list[str]] = {}
+        self._speaker_frames: list[Target] | None = None
         # Pipelines are fixed by the config: resolve their steps once, not per request.
         self._pipelines = {
             name: [self.target(s.task, s.model) for s in args.steps(name)]
@@ -95,6 +99,15 @@ class SonarayService:
             )
             self._rates[target] = await self._guarded(handle.remote, target.model)
         return self._rates[target]
+
+    async def voices(self, target: Target) -> list[str]:
+        """The voices a model speaks in (fixed once loaded, so asked once per replica)."""
+        if target not in self._voices:
+            handle = self.handles[target.task].options(
+                method_name="voices", multiplexed_model_id=target.model
+            )
+            self._voices[target] = await self._guarded(handle.remote, target.model)
+        return self._voices[target]
 
     # --- calls ----------------------------------------------------------------------
 
@@ -181,6 +194,32 @@ class SonarayService:
         field = target.spec.text_field
         self.check_text(target.spec.text_of(item.options), param=param or field)
         return await self.call(target, item)
+
+    async def speaker_frames(self) -> Target | None:
+        """The first frames model whose head tells speakers apart (None: no diarization)."""
+        if self._speaker_frames is None:
+            cards = []
+            if self.serves(ROLES.segment):
+                cards = await self.handles[ROLES.segment].model_cards.remote()
+            self._speaker_frames = [self.target(ROLES.segment, c.id) for c in cards if c.speakers]
+        return self._speaker_frames[0] if self._speaker_frames else None
+
+    async def diarize(
+        self, audio: DecodedAudio, options: TranscriptionOptions, target: Target
+    ) -> list[Turn]:
+        """Speaker turns with their text: speaker frames, then ``target`` per turn."""
+        frames = await self.speaker_frames()
+        if frames is None:
+            raise InvalidRequest(
+                "diarized_json needs a speaker-frames model (a frames head with speaker "
+                "labels); this cluster serves none",
+                param="response_format",
+            )
+        rate = await self.sampling_rate(frames)
+        return await diarize(
+            self.call, frames, target, audio.audio, audio.sampling_rate, rate, options,
+            max_turn_s=self.limits.chunk_seconds,
+        )  # fmt: skip
 
     def pipeline_steps(self, name: str) -> list[Target]:
         if name not in self._pipelines:

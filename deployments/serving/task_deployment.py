@@ -189,17 +189,24 @@ class TaskDeployment:
             "device": str(getattr(self._default_engine, "device", "cpu")),
         }
 
-    def model_cards(self) -> list[ModelCard]:
-        rate = self._default_engine.sampling_rate
-        return [
-            ModelCard(
-                id=name,
-                task=self.task,
-                default=name == self.default,
-                sampling_rate=rate if name == self.default else None,
+    async def model_cards(self) -> list[ModelCard]:
+        """One card per model, with what its engine offers (voices, speakers): each model
+        is loaded to read them, so listing a task's models warms them all."""
+        cards = []
+        for name in self.models:
+            engine = await self.get_engine(name)
+            voices = getattr(engine, "voices", None)
+            cards.append(
+                ModelCard(
+                    id=name,
+                    task=self.task,
+                    default=name == self.default,
+                    sampling_rate=engine.sampling_rate,
+                    voices=list(voices) if voices else None,
+                    speakers=getattr(engine, "speaker_labels", None),
+                )
             )
-            for name in self.models
-        ]
+        return cards
 
     def check_health(self) -> None:
         """Unhealthy after consecutive batches the model failed entirely: Serve replaces us."""
@@ -207,6 +214,11 @@ class TaskDeployment:
             raise RuntimeError(
                 f"{self.task}: the model failed {self._failing_batches} batches in a row"
             )
+
+    async def voices(self) -> list[str]:
+        """The voices of the requested model (multiplexed id); empty where it has none."""
+        model_id = serve.get_multiplexed_model_id() or self.default
+        return list(getattr(await self.get_engine(model_id), "voices", None) or [])
 
     async def sampling_rate(self) -> int:
         """The rate of the requested model (multiplexed id): audio sent here must be at it."""

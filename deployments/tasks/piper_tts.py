@@ -85,8 +85,9 @@ def _split_long(phonemes: list[str], limit: int) -> list[list[str]]:
 class PiperEngine:
     """A Piper voice directory (``<voice>.onnx`` + ``<voice>.onnx.json``) as a ``tts`` engine.
 
-    Piper draws its noise inside the ONNX graph, so ``SpeechOptions.seed`` cannot fix it;
-    pass ``noise_scale=0, noise_w_scale=0`` for repeatable output.
+    Piper draws its noise inside the ONNX graph, where no seed reaches it: with noise on,
+    ``SpeechOptions.seed`` is refused (400) rather than ignored; with ``noise_scale=0,
+    noise_w_scale=0`` every output is repeatable and a seed is accepted (it changes nothing).
     """
 
     task: ClassVar[str] = "tts"
@@ -156,6 +157,12 @@ class PiperEngine:
             raise InvalidRequest(
                 f"unknown voice {options.voice!r}; this model has: {', '.join(self.voices)}",
                 param="voice",
+            )
+        if options.seed is not None and (self.noise_scale > 0 or self.noise_w_scale > 0):
+            raise InvalidRequest(
+                f"{self.name} draws its sampling noise inside the ONNX graph, where no seed "
+                "reaches it: seed needs the engine options noise_scale=0 and noise_w_scale=0",
+                param="seed",
             )
         pieces = [
             piece

@@ -14,16 +14,19 @@ from dataclasses import dataclass
 from typing import Any
 
 from deployments.errors import ConfigError
-from deployments.tasks.tts import ENGINES_BY_MODEL_TYPE
+from deployments.models.store import config_file
+from deployments.tasks.tts import ENGINES_BY_MODEL_TYPE, GENERIC_ENGINE
 
 
 @dataclass(frozen=True)
 class EngineEntry:
     """An engine factory; ``options_from`` names the classes a dispatching factory hands
-    its options to (their constructors define what options it takes)."""
+    its options to (their constructors define what options it takes); ``check`` names a
+    ``(config_file, where)`` function that refuses, at build time, a model it cannot serve."""
 
     target: str
     options_from: tuple[str, ...] = ()
+    check: str | None = None
 
 
 ENGINES: dict[tuple[str, str], EngineEntry] = {
@@ -35,7 +38,9 @@ ENGINES: dict[tuple[str, str], EngineEntry] = {
     ("frames", "transformers"): EngineEntry("deployments.tasks.frames:FrameClassificationEngine"),
     ("frames", "silero"): EngineEntry("deployments.tasks.silero_vad:SileroVadEngine"),
     ("tts", "transformers"): EngineEntry(
-        "deployments.tasks.tts:load_tts_engine", tuple(ENGINES_BY_MODEL_TYPE.values())
+        "deployments.tasks.tts:load_tts_engine",
+        (*ENGINES_BY_MODEL_TYPE.values(), GENERIC_ENGINE),
+        check="deployments.tasks.tts:check_tts_config",
     ),
     ("tts", "piper"): EngineEntry("deployments.tasks.piper_tts:PiperEngine"),
     ("generate", "transformers"): EngineEntry("deployments.tasks.generate:MusicgenEngine"),
@@ -99,6 +104,14 @@ def check_options(task: str, kind: str, options: dict[str, Any], where: str) -> 
             f"{where}: unknown option(s) {unknown} for the {task} {kind} engine; "
             f"it takes: {sorted(accepted)}"
         )
+
+
+def check_model(task: str, kind: str, ref: str, where: str) -> None:
+    """Raise ConfigError when the engine cannot serve the model ``ref`` points at."""
+    check = _entry(task, kind).check
+    found = config_file(ref) if check is not None else None
+    if found is not None:  # None: a store model, which the catalog vouches for
+        _load(check)(found, where)
 
 
 def load_engine(task: str, kind: str, path: str, *, name: str, **options: Any):

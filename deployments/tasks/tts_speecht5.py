@@ -1,4 +1,17 @@
-"""SpeechT5 text-to-spectrogram + HiFi-GAN vocoder, with named or cloned speaker voices."""
+"""SpeechT5 text-to-spectrogram + HiFi-GAN vocoder, with named or cloned speaker voices.
+
+The vocoder, the x-vector model and the speaker embeddings are companions, each resolved
+like any model (store name, local directory or Hub id): ``microsoft/speecht5_tts`` ships
+none of them, so a Hub config names ``vocoder: microsoft/speecht5_hifigan`` and, to clone,
+``xvector_model: microsoft/wavlm-base-plus-sv``.
+
+Default voice: ``speaker_embedding.npy`` of the model directory or of the
+``speaker_embeddings`` companion. Where neither has one (``microsoft/speecht5_tts``),
+the default voice is the zero speaker vector: SpeechT5's prenet L2-normalizes the
+embedding, so zero conditions on no speaker at all. It is a valid input but outside
+what the model was trained on; name a real x-vector (``speaker_embeddings``) or clone
+from a clip for a natural voice.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +20,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from deployments.errors import InvalidRequest
+from deployments.audio import resample
+from deployments.errors import ConfigError, InvalidRequest
 from deployments.models.store import resolve
 from deployments.protocol import AudioItem
 from deployments.tasks.base import check_audio, logger
@@ -18,8 +32,10 @@ DEFAULT_VOICE = "default"
 
 class SpeechT5Engine(SpeechEngine):
     """``voice`` names a speaker embedding: ``speaker_embedding.npy`` is ``default`` and each
-    ``voices/<name>.npy`` is ``<name>``. ``TextItem.audio`` (16 kHz, mono) clones a voice
-    through the x-vector model ``xvector_model`` instead, and takes precedence over ``voice``.
+    ``voices/<name>.npy`` is ``<name>``, in the model directory and in the
+    ``speaker_embeddings`` companion. ``TextItem.audio`` (mono, at ``TextItem.sampling_rate``
+    or 16 kHz) clones a voice through the x-vector model ``xvector_model`` instead, and
+    takes precedence over ``voice``.
     ``speed`` time-stretches the mel spectrogram before vocoding (pitch is kept).
     """
 
@@ -31,6 +47,7 @@ class SpeechT5Engine(SpeechEngine):
         device: str | None = None,
         vocoder: str | None = None,
         xvector_model: str | None = None,
+        speaker_embeddings: str | None = None,
         stop_threshold: float = 0.5,
         minlenratio: float = 0.0,
         maxlenratio: float = 20.0,
@@ -52,9 +69,15 @@ class SpeechT5Engine(SpeechEngine):
         )
         directory = self.directory
         self.processor = SpeechT5Processor.from_pretrained(directory)
-        self.model = SpeechT5ForTextToSpeech.from_pretrained(directory).to(self.device).eval()
+        model = SpeechT5ForTextToSpeech.from_pretrained(directory)
+        self.model = model.to(self.device).eval()
         # AutoModel cannot load SpeechT5HifiGan: it is loaded by its own class.
         vocoder_path = resolve(vocoder).path if vocoder else directory / "vocoder"
+        if not Path(vocoder_path, "config.json").is_file():
+            raise ConfigError(
+                f"{name} has no vocoder/ folder: set options.vocoder "
+                "(e.g. microsoft/speecht5_hifigan)"
+            )
         self.vocoder = SpeechT5HifiGan.from_pretrained(vocoder_path).to(self.device).eval()
         self.sampling_rate = self.vocoder.config.sampling_rate
         self.generate_options = {
@@ -63,6 +86,11 @@ class SpeechT5Engine(SpeechEngine):
             "maxlenratio": maxlenratio,
         }
         self.speakers = _load_voices(directory)
+        if speaker_embeddings:
+            self.speakers.update(_load_voices(Path(resolve(speaker_embeddings).path)))
+        if DEFAULT_VOICE not in self.speakers:
+            logger.warning("%s has no speaker embedding: default voice is the zero vector", name)
+            self.speakers[DEFAULT_VOICE] = torch.zeros(model.config.speaker_embedding_dim)
         self.xvector = _XVector(resolve(xvector_model).path, self.device) if xvector_model else None
         logger.info("loaded SpeechT5 %s on %s (%d Hz)", name, self.device, self.sampling_rate)
 
@@ -146,7 +174,8 @@ class _XVector:
 
     @torch.inference_mode()
     def embed(self, audio: np.ndarray, sampling_rate: int | None) -> torch.Tensor:
-        clip = AudioItem(audio, sampling_rate or self.sampling_rate, None)
+        audio = resample(audio, sampling_rate or self.sampling_rate, self.sampling_rate)
+        clip = AudioItem(audio, self.sampling_rate, None)
         samples = check_audio(clip, self.sampling_rate, min_seconds=0.5, max_seconds=60.0)
         inputs = self.features(samples, sampling_rate=self.sampling_rate, return_tensors="pt")
         embedding = self.model(**inputs.to(self.device)).embeddings[0]

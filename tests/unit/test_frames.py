@@ -119,8 +119,11 @@ def test_bad_audio_raises_typed_errors(speakers, audio, rate, error):
         speakers.forward([*items(clips(0.5), VadOptions()), AudioItem(audio, rate, VadOptions())])
 
 
-def test_a_head_without_the_non_speech_label_is_a_config_error(model_path):
+def test_a_softmax_head_without_the_non_speech_label_is_a_config_error(model_path):
     with pytest.raises(ConfigError, match="silence"):
         FrameClassificationEngine(
-            model_path("tiny-wav2vec2-vad"), name="v", non_speech_label="silence"
+            model_path("tiny-wav2vec2-vad"),
+            name="v",
+            non_speech_label="silence",
+            activation="softmax",
         )

@@ -69,6 +69,8 @@ class StandInHandle:
     async def remote(self, *args):
         if self.method == "sampling_rate":
             return 22050 if self.task == "tts" else RATE
+        if self.method == "voices":
+            return ["default"]
         if self.method == "model_cards":
             return [ModelCard(id=f"{self.task}-model", task=self.task)]
         self.calls.extend(args)
@@ -282,11 +284,22 @@ def test_hf_classification_and_frames(client):
 
 def test_hf_tts_returns_wav(client):
     response = client.post(
-        "/models/piper-joe-medium", json={"inputs": "hi", "parameters": {"top_k": 3}}
+        "/models/piper-joe-medium", json={"inputs": "hi", "parameters": {"speed": 1.5}}
     )
     assert response.headers["content-type"] == "audio/wav"
     audio, rate = sf.read(io.BytesIO(response.content))
     assert rate == 22050 and len(audio) == 2205
+
+
+@pytest.mark.parametrize(
+    "parameters", [{"top_k": 3}, {"generation_parameters": {"temperature": 0.5, "top_p": 0.9}}]
+)
+def test_hf_generation_parameters_a_model_cannot_honour_are_a_400(client, parameters):
+    response = client.post(
+        "/models/piper-joe-medium", json={"inputs": "hi", "parameters": parameters}
+    )
+    error = assert_envelope(response, 400, "invalid_request")
+    assert "not supported" in error["message"] and error["param"] == "parameters"
 
 
 def test_hf_wrong_content_type_is_415(client):

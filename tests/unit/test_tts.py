@@ -157,9 +157,9 @@ def test_errors_are_typed(fixture, request):
         engine.forward([say(voice="nobody")])
 
 
-def test_reference_audio_errors_are_typed(speecht5, vits):
-    with pytest.raises(InvalidAudio):
-        speecht5.forward([say(audio=clip(1.0, rate=22050), rate=22050)])
+def test_reference_audio_at_any_rate_is_resampled_and_errors_are_typed(speecht5, vits):
+    (cloned,) = speecht5.forward([say(audio=clip(1.0, rate=22050), rate=22050, seed=1)])
+    assert cloned.audio.size > 0
     with pytest.raises(InvalidAudio):
         speecht5.forward([say(audio=clip(0.1), rate=16000)])
     with pytest.raises(InvalidRequest):
