@@ -214,6 +214,26 @@ def bark_small(target: Path) -> None:
     _edit_json(target / "speaker_embeddings_path.json", repo_or_path="suno/bark-small")
 
 
+def musicgen_small(target: Path) -> None:
+    """The store's tiny MusicGen with its text conditioning made strong enough to matter.
+
+    In a random decoder the text moves the logits by ~1e-3 (the sampling noise is ~1), so
+    classifier-free guidance could not change a single token; scaling the cross-attention
+    output (x20) and the heads (x5) makes conditional and unconditional logits differ.
+    """
+    import torch
+    from transformers import MusicgenForConditionalGeneration
+
+    tiny_generate.build_tiny_musicgen(target)
+    model = MusicgenForConditionalGeneration.from_pretrained(target)
+    with torch.no_grad():
+        for layer in model.decoder.model.decoder.layers:
+            layer.encoder_attn.out_proj.weight.mul_(20)
+        for head in model.decoder.lm_heads:
+            head.weight.mul_(5)
+    model.save_pretrained(target)
+
+
 def _tiny_whisper(target: Path, num_mel_bins: int) -> None:
     """A random multilingual Whisper with Whisper base's real tokenizer (store-built)."""
     import torch
@@ -268,7 +288,7 @@ REPLICAS: dict[str, Callable[[Path], None]] = {
     "microsoft/speecht5_hifigan": speecht5_hifigan,
     "microsoft/wavlm-base-plus-sv": tiny_speech.build_tiny_xvector,
     "suno/bark-small": bark_small,
-    "facebook/musicgen-small": tiny_generate.build_tiny_musicgen,
+    "facebook/musicgen-small": musicgen_small,
     "openai/whisper-small": whisper_small,
     "openai/whisper-large-v3-turbo": whisper_large_v3_turbo,
 }

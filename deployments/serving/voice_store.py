@@ -92,5 +92,8 @@ def voice_store_actor(app_name: str, directory: str | None, max_voices: int):
 
     actor = ray.remote(num_cpus=0)(VoiceStore)
     return actor.options(
-        name=f"sonaray-voices-{app_name}", get_if_exists=True, lifetime="detached"
+        name=f"sonaray-voices-{app_name}",
+        namespace="sonaray",
+        get_if_exists=True,
+        lifetime="detached",
     ).remote(directory, max_voices)
