@@ -25,7 +25,7 @@ from api_fixtures import encode
 from hub_cache import AUDIOSET_LABELS, CTC_VOCAB
 from hub_cluster import HUB_MODELS
 from sonaray_client import Sonaray
-from sonaray_client.cli import CliState, app
+from sonaray_client.cli import app
 from speech import SENTENCES, synthesize
 from typer.testing import CliRunner
 
@@ -273,7 +273,8 @@ def test_sdk_and_cli_clone_from_a_reference_file(hub, http, speech_wav, tmp_path
         wav = sonaray.speak("hi there", model=SPEECHT5, reference=reference, seed=1)
     assert np.array_equal(sf.read(io.BytesIO(wav))[0], audio_of(sent)[0])
     out = tmp_path / "cloned.wav"
-    args = ["speak", "hi there", "-o", str(out), "--model", SPEECHT5, "--reference", str(reference)]
-    result = CliRunner().invoke(app, args, obj=CliState(base_url=hub))
+    args = ["--base-url", hub, "--timeout", "300", "speak", "hi there", "-o", str(out)]
+    args += ["--model", SPEECHT5, "--reference", str(reference)]
+    result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     assert sf.info(out).samplerate == 16000
