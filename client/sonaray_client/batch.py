@@ -13,7 +13,6 @@ from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
     Progress,
-    TaskID,
     TextColumn,
     TimeRemainingColumn,
 )
@@ -174,7 +173,7 @@ async def run_jobs(
     done = 0
 
     def finished(index: int, outcome: Transcription | Exception) -> None:
-        nonlocal done
+        nonlocal done, total
         job = jobs[index]
         if isinstance(outcome, Exception):
             result.failed.append((job.name, outcome))
@@ -191,7 +190,10 @@ async def run_jobs(
             except OSError as exc:
                 result.failed.append((job.name, exc))
         done += 1
-        _advance(progress, bar, job, outcome, files=f"{done}/{len(jobs)}")
+        # The estimate gives way to the length the server measured, so the total stays true.
+        seconds = outcome.duration if isinstance(outcome, Transcription) else job.seconds
+        total += seconds - job.seconds
+        progress.update(bar, total=total, advance=seconds, files=f"{done}/{len(jobs)}")
 
     await client.transcribe_many(
         [job.audio for job in jobs],
@@ -202,12 +204,3 @@ async def run_jobs(
     )
     result.stdout = [to_stdout[i] for i in sorted(to_stdout)]
     return result
-
-
-def _advance(
-    progress: Progress, bar: TaskID, job: Job, outcome: Transcription | Exception, files: str
-) -> None:
-    # The estimate gives way to the length the server measured, so the total stays true.
-    seconds = outcome.duration if isinstance(outcome, Transcription) else job.seconds
-    total = progress.tasks[bar].total or 0.0
-    progress.update(bar, total=total - job.seconds + seconds, advance=seconds, files=files)

@@ -60,9 +60,10 @@ def default_timeout(audio_seconds: float) -> httpx.Timeout:
 
 
 def as_timeout(timeout: Timeout) -> httpx.Timeout | None:
-    return (
-        timeout if timeout is None or isinstance(timeout, httpx.Timeout) else httpx.Timeout(timeout)
-    )
+    """Seconds as an ``httpx.Timeout``; None stays None (sized to each call's audio)."""
+    if timeout is None or isinstance(timeout, httpx.Timeout):
+        return timeout
+    return httpx.Timeout(timeout)
 
 
 @dataclass(frozen=True)

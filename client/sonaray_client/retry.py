@@ -44,8 +44,8 @@ def is_retryable(error: APIError) -> bool:
     """True for 429/502/503/504, and for connections that broke before an answer began.
 
     A refused, reset or dropped connection (a pooled keep-alive the server had closed, a
-    restarting replica) and a connect, pool or write timeout all mean the server never took
-    the request on, so it is safe to send again.
+    restarting replica) or a connect, pool or write timeout means no answer is coming, and
+    a Sonaray call changes nothing on the server, so sending it again is safe.
     """
     if isinstance(error, APIStatusError):
         return error.status_code in RETRYABLE_STATUSES
