@@ -18,6 +18,12 @@ from pydantic import ValidationError
 REQUEST_ID_HEADER = "x-request-id"
 
 
+def request_id_of(response: httpx.Response) -> str | None:
+    """The response's request id; the first when proxies on the way each echoed it."""
+    values = response.headers.get_list(REQUEST_ID_HEADER)
+    return values[0] if values else None
+
+
 class SonarayError(Exception):
     """Base of every exception the SDK raises."""
 
@@ -61,7 +67,7 @@ class APIStatusError(APIError):
         self.param: str | None = detail.get("param")
         self.code: str | None = detail.get("code")
         envelope_id = body.get("request_id") if isinstance(body, dict) else None
-        self.request_id: str | None = response.headers.get(REQUEST_ID_HEADER) or envelope_id
+        self.request_id: str | None = request_id_of(response) or envelope_id
         self.retry_after: float | None = parse_retry_after(response.headers.get("retry-after"))
 
     def __str__(self) -> str:

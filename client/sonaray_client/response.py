@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 
-from sonaray_client.errors import REQUEST_ID_HEADER
+from sonaray_client.errors import request_id_of
 
 
 @dataclass(frozen=True)
@@ -32,7 +32,7 @@ class ResponseInfo:
         except RuntimeError:  # a response built by hand (tests) was never timed
             elapsed = None
         return cls(
-            request_id=response.headers.get(REQUEST_ID_HEADER),
+            request_id=request_id_of(response),
             status_code=response.status_code,
             server_timing=parse_server_timing(response.headers.get_list("server-timing")),
             elapsed_s=elapsed,
