@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-from typing import Literal, get_args
+from typing import Literal
 
 from sonaray_client.subtitles import SEGMENT_CUES, CueLayout, to_srt, to_tsv, to_vtt
 from sonaray_client.types import Transcription
 
 OutputFormat = Literal["txt", "srt", "vtt", "tsv", "json", "verbose_json"]
 FormatChoice = Literal["txt", "srt", "vtt", "tsv", "json", "verbose_json", "all"]
-OUTPUT_FORMATS: tuple[OutputFormat, ...] = get_args(OutputFormat)
 # As whisper's ``all``: one file per suffix, the JSON being the full transcription.
 ALL_FORMATS: tuple[OutputFormat, ...] = ("txt", "srt", "vtt", "tsv", "verbose_json")
 
