@@ -16,6 +16,7 @@ import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, Request, UploadFile
+from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
 from sonaray_client.types import SpeechOptions
 
@@ -130,12 +131,12 @@ def _json_object(raw: Any) -> dict:
 
 
 def parse_fields(fields: dict, kind: type[BaseModel]) -> Any:
+    """The request model, or the 422 FastAPI gives a body that does not fit it."""
     try:
         return kind.model_validate(fields)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        param = ".".join(str(p) for p in first["loc"]) or "body"
-        raise InvalidRequest(f"invalid {param}: {first['msg']}", param=param) from exc
+        errors = [{**error, "loc": ("body", *error["loc"])} for error in exc.errors()]
+        raise RequestValidationError(errors) from exc
 
 
 def speech_body(content: dict) -> dict:
