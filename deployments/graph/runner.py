@@ -73,7 +73,7 @@ def merge_segments(
             groups.append((start, start + limit))
             start += limit
         if groups and end - groups[-1][0] <= limit:
-            groups[-1] = (groups[-1][0], end)
+            groups[-1] = (groups[-1][0], max(groups[-1][1], end))  # speaker segments overlap
         else:
             groups.append((start, end))
     chunks = []

@@ -116,7 +116,7 @@ def test_ast_scores_equal_the_transformers_pipeline(hub):
     assert [x.score for x in ours] == pytest.approx([x["score"] for x in theirs], abs=1e-5)
 
 
-def test_speecht5_from_the_hub_needs_its_vocoder_and_defaults_to_the_zero_voice(hub):
+def test_speecht5_from_the_hub_needs_its_vocoder_and_defaults_to_the_zero_voice(hub, tmp_path):
     path = resolve("microsoft/speecht5_tts").path
     with pytest.raises(ConfigError, match="microsoft/speecht5_hifigan"):
         load_tts_engine(path, name="t5")
@@ -127,6 +127,14 @@ def test_speecht5_from_the_hub_needs_its_vocoder_and_defaults_to_the_zero_voice(
     assert not engine.speakers["default"].any()
     (wave,) = engine.forward([TextItem(SpeechOptions(input="hello there", seed=1))])
     assert wave.sampling_rate == 16000 and wave.audio.size > 0
+    # A speaker-embeddings companion (any reference: here a local directory) names voices.
+    (tmp_path / "voices").mkdir()
+    np.save(tmp_path / "speaker_embedding.npy", np.ones(512, np.float32))
+    np.save(tmp_path / "voices" / "ann.npy", np.ones(512, np.float32))
+    named = load_tts_engine(
+        path, name="t5", vocoder="microsoft/speecht5_hifigan", speaker_embeddings=str(tmp_path)
+    )
+    assert named.voices == ["ann", "default"] and named.speakers["default"].all()
 
 
 def test_musicgen_guidance_scale_changes_the_output(hub):
