@@ -144,8 +144,11 @@ class SonarayService:
         options: TranscriptionOptions,
         task: str = "seq2seq",
         model: str | None = None,
+        *,
+        vad: VadOptions | None = None,
     ) -> Transcription:
-        """ASR; audio longer than ``long_audio_seconds`` is cut at VAD segments first."""
+        """ASR; audio longer than ``long_audio_seconds`` is cut at VAD segments first
+        (found with ``vad``, the defaults if None)."""
         if audio.duration <= self.limits.long_audio_seconds or "frames" not in self.handles:
             return await self.call(
                 task, model, AudioItem(audio.audio, audio.sampling_rate, options)
@@ -153,7 +156,7 @@ class SonarayService:
         vad_rate = await self.sampling_rate("frames", None)
         vad_audio = resample(audio.audio, audio.sampling_rate, vad_rate)
         found: SpeechSegments = await self.call(
-            "frames", None, AudioItem(vad_audio, vad_rate, VadOptions())
+            "frames", None, AudioItem(vad_audio, vad_rate, vad or VadOptions())
         )
         chunks = merge_segments(found.segments, self.limits.chunk_seconds, audio.duration)
         result = await transcribe_chunks(
