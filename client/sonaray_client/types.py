@@ -35,7 +35,6 @@ __all__ = [
     "TASK_IDS",
     "TaskId",
     "TranscriptFormat",
-    "TRANSCRIPT_FORMATS",
     "TranscriptSegment",
     "Transcription",
     "TranscriptionOptions",
@@ -54,7 +53,6 @@ AUDIO_FORMATS: tuple[AudioFormat, ...] = get_args(AudioFormat)
 SpeechFormat = Literal["mp3", "opus", "aac", "flac", "wav", "pcm"]
 SPEECH_FORMATS: tuple[SpeechFormat, ...] = get_args(SpeechFormat)
 TranscriptFormat = Literal["json", "text", "srt", "vtt", "verbose_json"]
-TRANSCRIPT_FORMATS: tuple[TranscriptFormat, ...] = get_args(TranscriptFormat)
 
 
 class WireModel(BaseModel):
