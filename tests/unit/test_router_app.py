@@ -10,6 +10,7 @@ from fastapi.testclient import TestClient
 from ray import cloudpickle
 
 from deployments.router.ingress import app
+from deployments.router.languages import WHISPER_LANGUAGES
 
 ERRORS = {"400", "401", "404", "413", "415", "500", "503"}
 
@@ -92,3 +93,9 @@ def test_the_router_imports_no_model_library():
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
     )
     assert out.stdout.strip() == "[]"
+
+
+def test_language_names_are_whispers_own():
+    from transformers.models.whisper.tokenization_whisper import LANGUAGES
+
+    assert WHISPER_LANGUAGES == LANGUAGES and len(WHISPER_LANGUAGES) == 100
