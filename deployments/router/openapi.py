@@ -1,9 +1,9 @@
 """The OpenAPI page documents what the HTTP shell adds to every route.
 
 Routes declare their own bodies and 200s; the shell's part (the request id on every
-answer, ``Retry-After`` on 503, bearer-key auth, 400 instead of FastAPI's 422 for
-malformed fields) is added here once, so no route can forget it and the docs page's
-Authorize button sends the key.
+answer, ``Server-Timing`` on 200, ``Retry-After`` on 503, bearer-key auth, 400 instead
+of FastAPI's 422 for malformed fields) is added here once, so no route can forget it and
+the docs page's Authorize button sends the key.
 """
 
 from __future__ import annotations
@@ -49,6 +49,12 @@ def shell_openapi(app: FastAPI, *, open_paths: set[str], request_id: str) -> Cal
                         "The request's id (the caller's, or one minted); in logs and errors.",
                         {"type": "string"},
                     )
+                    if status == "200":
+                        headers["server-timing"] = _header(
+                            "The router's time on the request (`total`), after any per-step "
+                            "timings.",
+                            {"type": "string"},
+                        )
                     if status == "503":
                         headers["Retry-After"] = _header(
                             "Seconds to wait before retrying.", {"type": "integer"}

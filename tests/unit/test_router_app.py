@@ -63,6 +63,7 @@ def test_every_route_documents_a_typed_200_its_errors_and_headers(spec):
         for status, response in responses.items():
             assert "x-request-id" in response["headers"], (name, status)
         assert "Retry-After" in responses["503"]["headers"], name
+        assert "server-timing" in responses["200"]["headers"], name
 
 
 def test_openai_bodies_are_documented_by_format(spec):
