@@ -238,6 +238,16 @@ def hub_allowed() -> bool:
     return os.environ.get("SONARAY_HUB", "0") in {"1", "true", "TRUE"}
 
 
+def built_at(ref: str, root: str | Path | None = None) -> int | None:
+    """Unix time the store built ``ref`` (its marker's mtime), or the local folder's time;
+    None for a Hub id. The same on every replica that reads one store."""
+    path = store_root(root) / ref / MARKER if ref in CATALOG else Path(ref).expanduser()
+    try:
+        return int(path.stat().st_mtime)
+    except OSError:
+        return None
+
+
 def check_ref(ref: str) -> None:
     """Config-time check of a model reference (no build needed); raises ConfigError."""
     if ref in CATALOG or Path(ref).expanduser().is_dir() or hub_allowed():

@@ -24,16 +24,12 @@ from deployments.audio import decode_audio
 from deployments.errors import InvalidRequest, ModelNotFound, Overloaded, PayloadTooLarge
 from deployments.protocol import ROLES, Target, TextItem
 from deployments.router.http import ERROR_RESPONSES, Service
+from deployments.router.openai_protocol import OPENAI_VOICES
 from deployments.router.service import SonarayService
 from deployments.serving.voice_store import VOICE_RATE
 
 router = APIRouter(prefix="/v1/audio", tags=["openai"], responses=ERROR_RESPONSES)
 
-# OpenAI's voices in a fixed order; the i-th maps onto the model's i-th voice (cyclically).
-OPENAI_VOICES = (
-    "alloy", "ash", "ballad", "coral", "echo", "fable", "nova", "onyx", "sage",
-    "shimmer", "verse", "marin", "cedar",
-)  # fmt: skip
 SAVED_PREFIX = "voice_"
 REFERENCE_FIELD = "reference_audio"
 

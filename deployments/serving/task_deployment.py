@@ -21,7 +21,7 @@ from ray.serve.metrics import Counter, Histogram
 from sonaray_client.types import ModelCard
 
 from deployments.errors import ModelError, ModelNotFound, SonarayError
-from deployments.models.store import resolve
+from deployments.models.store import built_at, resolve
 from deployments.tasks.base import set_torch_threads
 from deployments.tasks.registry import load_engine
 
@@ -74,6 +74,7 @@ class TaskDeployment:
         self.task = task
         self.models = {m.name: m for m in models}
         self.default = default
+        self._started = int(time.time())
         set_torch_threads(num_threads or _cpu_share())
         self._loaded: set[str] = set()
         tags = ("task", "model")
@@ -193,12 +194,13 @@ class TaskDeployment:
         """One card per model, with what its engine offers (voices, speakers): each model
         is loaded to read them, so listing a task's models warms them all."""
         cards = []
-        for name in self.models:
+        for name, spec in self.models.items():
             engine = await self.get_engine(name)
             voices = getattr(engine, "voices", None)
             cards.append(
                 ModelCard(
                     id=name,
+                    created=built_at(spec.ref) or self._started,
                     task=self.task,
                     default=name == self.default,
                     sampling_rate=engine.sampling_rate,
