@@ -68,8 +68,8 @@ class FrameClassificationEngine(HFAudioEngine):
 
     @property
     def speaker_labels(self) -> list[str] | None:
-        """The speakers this head tells apart (None for a speech/non-speech VAD head)."""
-        if self.activation == "softmax" and len(self.speakers) < 2:
+        """The speakers this head tells apart (None for a VAD head: one speech output)."""
+        if len(self.speakers) < 2:
             return None
         return [self.labels[i] for i in self.speakers]
 
