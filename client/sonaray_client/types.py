@@ -56,7 +56,7 @@ AUDIO_FORMATS: tuple[AudioFormat, ...] = get_args(AudioFormat)
 # OpenAI's ``audio.speech`` formats (its pcm is 16-bit mono at 24 kHz).
 SpeechFormat = Literal["mp3", "opus", "aac", "flac", "wav", "pcm"]
 SPEECH_FORMATS: tuple[SpeechFormat, ...] = get_args(SpeechFormat)
-TranscriptFormat = Literal["json", "text", "srt", "vtt", "verbose_json"]
+TranscriptFormat = Literal["json", "text", "srt", "vtt", "verbose_json", "diarized_json"]
 
 
 class WireModel(BaseModel):

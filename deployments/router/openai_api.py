@@ -54,7 +54,7 @@ ModelField = Annotated[
     ),
 ]
 PromptField = Annotated[str | None, Form(description="Text that biases spelling and style.")]
-FormatField = Annotated[TranscriptFormat | Literal["diarized_json"], Form()]
+FormatField = Annotated[TranscriptFormat, Form()]
 TemperatureField = Annotated[float, Form(ge=0.0, le=1.0)]
 Granularities = Annotated[
     list[Literal["segment", "word"]] | None,

@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 from sonaray_client.types import SpeechOptions
 
 from deployments.audio import decode_audio
@@ -162,13 +162,37 @@ def speech_body(content: dict) -> dict:
 # --- routes -------------------------------------------------------------------------
 
 
-@router.post("/voices")
+class Voice(BaseModel):
+    """A voice to speak in: a saved clip (``audio_sample``) or a model's own (``builtin``)."""
+
+    model_config = ConfigDict(protected_namespaces=())
+
+    id: str
+    name: str
+    object: Literal["audio.voice"] = "audio.voice"
+    type: Literal["audio_sample", "builtin"]
+    created_at: int | None = None
+    model: str | None = None
+
+
+class VoiceList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[Voice]
+
+
+class VoiceDeleted(BaseModel):
+    id: str
+    object: Literal["audio.voice.deleted"] = "audio.voice.deleted"
+    deleted: bool = True
+
+
+@router.post("/voices", response_model_exclude_none=True)
 async def create_voice(
     service: Service,
     audio_sample: Annotated[UploadFile, File(description="A clip of the voice (<= 30 s).")],
     name: Annotated[str, Form(min_length=1, max_length=100)],
     consent: Annotated[str, Form(min_length=1, description="The speaker's consent record.")],
-) -> dict:
+) -> Voice:
     """Save a voice to clone (OpenAI ``audio.voices.create`` shape); use it by its id."""
     clip = await reference_clip(service, audio_sample, "audio_sample")
     card = await _call("save", name, consent, clip)
@@ -177,24 +201,25 @@ async def create_voice(
             f"the voice store is full ({service.args.voices.max_voices} voices): delete one",
             param="audio_sample",
         )
-    return card
+    return Voice(**card)
 
 
-@router.get("/voices")
-async def list_voices(service: Service) -> dict:
+@router.get("/voices", response_model_exclude_none=True)
+async def list_voices(service: Service) -> VoiceList:
     """Saved voices, then each tts model's own voices (``type: builtin``)."""
-    data = list(await _call("cards"))
+    data = [Voice(**card) for card in await _call("cards")]
     if service.serves(ROLES.speak):
         for model in service.args.models_for(ROLES.speak):
             target = service.target(ROLES.speak, model.name)
-            for voice in await service.voices(target):
-                card = {"id": voice, "name": voice, "object": "audio.voice", "type": "builtin"}
-                data.append({**card, "model": model.name})
-    return {"object": "list", "data": data}
+            data.extend(
+                Voice(id=voice, name=voice, type="builtin", model=model.name)
+                for voice in await service.voices(target)
+            )
+    return VoiceList(data=data)
 
 
 @router.delete("/voices/{voice_id}")
-async def delete_voice(service: Service, voice_id: str) -> dict:
+async def delete_voice(service: Service, voice_id: str) -> VoiceDeleted:
     if not await _call("delete", voice_id):
         raise ModelNotFound(f"no saved voice {voice_id!r}", param="voice_id")
-    return {"id": voice_id, "object": "audio.voice.deleted", "deleted": True}
+    return VoiceDeleted(id=voice_id)

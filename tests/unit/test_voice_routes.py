@@ -132,7 +132,7 @@ def test_openai_voice_names_map_onto_the_model_voices(client):
 
 def test_bad_speech_requests_keep_their_status(client):
     missing = client.post("/v1/tts", json={"voice": "alice"})
-    assert missing.status_code == 422 and missing.json()["error"]["param"] == "input"
+    assert missing.status_code == 400 and missing.json()["error"]["param"] == "input"
     long_clip = client.post(
         "/v1/audio/speech",
         files={"reference_audio": ("long.wav", wav(4.0))},
