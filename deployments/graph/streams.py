@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 import numpy as np
 from sonaray_client.types import SpeechOptions, Transcription, TranscriptionOptions
 
+from deployments.errors import InvalidRequest
 from deployments.graph.runner import Call, shift
 from deployments.tasks.base import AudioItem, TextItem, Waveform
 
@@ -163,9 +164,12 @@ async def speak_sentences(
     """Speech of ``options.input``, one tts call per sentence, yielded in order.
 
     Every sentence keeps the request's voice and speed; up to ``window`` are in flight at
-    once, so they share the tts deployment's batches.
+    once, so they share the tts deployment's batches. Text without a word to speak is an
+    ``InvalidRequest``, raised on the first ``anext``.
     """
     sentences = split_sentences(options.input)
+    if not sentences:
+        raise InvalidRequest("text has nothing to speak", param="input")
     items = [
         TextItem(options.model_copy(update={"input": text, "seed": sentence_seed(options.seed, i)}))
         for i, text in enumerate(sentences)

@@ -8,6 +8,8 @@ id and never imports an engine.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import aclosing
 from typing import Any
 
 import ray
@@ -31,6 +33,7 @@ from deployments.errors import (
     UnsupportedMediaType,
 )
 from deployments.graph.runner import PipelineState, merge_segments, run_pipeline, transcribe_chunks
+from deployments.graph.streams import transcribe_chunks_stream
 from deployments.tasks.base import AudioItem, TextItem, Waveform, check_text
 
 RETRYABLE = (ray.exceptions.ActorDiedError, ray.exceptions.ActorUnavailableError)
@@ -92,8 +95,12 @@ class SonarayService:
 
     async def _guarded(self, send, name: str, *args: Any) -> Any:
         for attempt in range(2):
+            response = send(*args)
             try:
-                return await send(*args)
+                return await response
+            except asyncio.CancelledError:
+                response.cancel()  # the caller went away: so does the replica's work
+                raise
             except RETRYABLE as exc:
                 if attempt == 1:
                     raise Overloaded(f"model {name} is restarting; retry shortly") from exc
@@ -146,20 +153,46 @@ class SonarayService:
         model: str | None = None,
     ) -> Transcription:
         """ASR; audio longer than ``long_audio_seconds`` is cut at VAD segments first."""
-        if audio.duration <= self.limits.long_audio_seconds or "frames" not in self.handles:
+        chunks = await self.long_audio_chunks(audio)
+        if chunks is None:
             return await self.call(
                 task, model, AudioItem(audio.audio, audio.sampling_rate, options)
             )
+        result = await transcribe_chunks(
+            self.call, task, model, audio.audio, audio.sampling_rate, chunks, options
+        )
+        return result.model_copy(update={"model": self.model_for(task, model)})
+
+    async def transcribe_stream(
+        self,
+        audio: DecodedAudio,
+        options: TranscriptionOptions,
+        task: str = "seq2seq",
+        model: str | None = None,
+    ) -> AsyncIterator[Transcription]:
+        """``transcribe`` as it happens: long audio yields each VAD chunk's text in order."""
+        chunks = await self.long_audio_chunks(audio)
+        if chunks is None:
+            yield await self.call(task, model, AudioItem(audio.audio, audio.sampling_rate, options))
+            return
+        name = self.model_for(task, model)
+        parts = transcribe_chunks_stream(
+            self.call, (task, model), audio.audio, audio.sampling_rate, chunks, options
+        )
+        async with aclosing(parts):
+            async for part in parts:
+                yield part.model_copy(update={"model": name})
+
+    async def long_audio_chunks(self, audio: DecodedAudio) -> list[tuple[float, float]] | None:
+        """The VAD chunks long audio is transcribed in; None when it goes to the model whole."""
+        if audio.duration <= self.limits.long_audio_seconds or "frames" not in self.handles:
+            return None
         vad_rate = await self.sampling_rate("frames", None)
         vad_audio = resample(audio.audio, audio.sampling_rate, vad_rate)
         found: SpeechSegments = await self.call(
             "frames", None, AudioItem(vad_audio, vad_rate, VadOptions())
         )
-        chunks = merge_segments(found.segments, self.limits.chunk_seconds, audio.duration)
-        result = await transcribe_chunks(
-            self.call, task, model, audio.audio, audio.sampling_rate, chunks, options
-        )
-        return result.model_copy(update={"model": self.model_for(task, model)})
+        return merge_segments(found.segments, self.limits.chunk_seconds, audio.duration)
 
     async def synthesize(
         self, task: str, model: str | None, item: TextItem, *, param: str | None = None
