@@ -126,25 +126,30 @@ def _cut(sentence: str, max_chars: int) -> list[str]:
 
 
 async def ordered(makers: Iterable[Callable[[], Awaitable[T]]], window: int) -> AsyncIterator[T]:
-    """Await ``makers``' calls with at most ``window`` started and not yet yielded; yield
-    their results in order, and cancel the ones still pending when the consumer stops."""
+    """Await ``makers``' calls and yield their results in order, cancelling the ones still
+    pending when the consumer stops.
+
+    The first call goes alone, so the first result is not held back by a batch of its
+    successors (a padded batch finishes with its longest item); after it, up to ``window``
+    are started and not yet yielded.
+    """
     if window < 1:
         raise ValueError("window must be at least 1")
     makers = iter(makers)
     pending: deque[asyncio.Future[T]] = deque()
+    limit = 1
 
-    def start_next() -> None:
-        make = next(makers, None)
-        if make is not None:
+    def top_up() -> None:
+        while len(pending) < limit and (make := next(makers, None)) is not None:
             pending.append(asyncio.ensure_future(make()))
 
     try:
-        for _ in range(window):
-            start_next()
+        top_up()
         while pending:
             result = await pending[0]
             pending.popleft()
-            start_next()
+            limit = window
+            top_up()
             yield result
     finally:
         for future in pending:

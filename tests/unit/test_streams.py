@@ -100,12 +100,17 @@ async def test_sentences_are_spoken_in_order_with_a_bounded_window():
     stream = speak_sentences(tasks.call, ("tts", "piper"), options, window=2)
     first = asyncio.ensure_future(anext(stream))
     await settle()
-    assert len(tasks.started) == 2  # the window, not the whole text
-    tasks.release(1)  # a later sentence finishing first is held back
+    assert len(tasks.started) == 1  # the first sentence goes alone: nothing holds it back
+    tasks.release(0)
+    assert (await first).extras["text"] == "One."
+    second = asyncio.ensure_future(anext(stream))
     await settle()
-    assert not first.done() and len(tasks.started) == 2
-    tasks.release(0, 2, 3, 4)
-    waves = [await first] + [w async for w in stream]
+    assert len(tasks.started) == 3  # then the window: two started, none yielded
+    tasks.release(2)  # a later sentence finishing first is held back
+    await settle()
+    assert not second.done() and len(tasks.started) == 3
+    tasks.release(1, 3, 4)
+    waves = [await first, await second] + [w async for w in stream]
     assert [w.extras["text"] for w in waves] == split_sentences(FIVE)
     assert tasks.most_in_flight == 2
     sent = [item.options for _, _, item in tasks.started]
@@ -134,12 +139,14 @@ async def test_a_cancelled_consumer_cancels_the_calls_it_waits_on():
         async for _ in stream:
             pass
 
+    tasks.release(0)
     consumer = asyncio.ensure_future(consume())
     await settle()
+    assert tasks.in_flight == 3
     consumer.cancel()
     with pytest.raises(asyncio.CancelledError):
         await consumer
-    assert sorted(tasks.cancelled) == [0, 1, 2] and tasks.in_flight == 0
+    assert sorted(tasks.cancelled) == [1, 2, 3] and tasks.in_flight == 0
 
 
 async def test_an_error_in_a_call_ends_the_stream_and_cancels_the_rest():
@@ -180,8 +187,12 @@ async def test_chunks_stream_in_order_with_file_times_like_stitch():
     )
     first = asyncio.ensure_future(anext(stream))
     await settle()
-    assert len(tasks.started) == 2
-    tasks.release(0, 1, 2, 3)
+    assert len(tasks.started) == 1
+    tasks.release(0)
+    await first
+    await settle()
+    assert len(tasks.started) == 3
+    tasks.release(1, 2, 3)
     parts = [await first] + [p async for p in stream]
     assert tasks.most_in_flight == 2
     assert [p.text for p in parts] == [" chunk 0", " chunk 1", " chunk 2", " chunk 3"]
