@@ -28,6 +28,10 @@ T = TypeVar("T")
 Target = tuple[str, str | None]
 
 MAX_SENTENCE_CHARS = 250
+# Calls in flight per stream: enough to batch a request's pieces together, few enough that
+# a client who leaves wastes little and a slow reader holds little.
+SENTENCE_WINDOW = 3
+CHUNK_WINDOW = 4
 # Words that end in a full stop without ending the sentence.
 ABBREVIATIONS = frozenset(
     [
@@ -164,7 +168,7 @@ def sentence_seed(seed: int | None, index: int) -> int | None:
 
 
 async def speak_sentences(
-    call: Call, target: Target, options: SpeechOptions, window: int = 3
+    call: Call, target: Target, options: SpeechOptions, window: int = SENTENCE_WINDOW
 ) -> AsyncIterator[Waveform]:
     """Speech of ``options.input``, one tts call per sentence, yielded in order.
 
@@ -192,7 +196,7 @@ async def transcribe_chunks_stream(
     rate: int,
     chunks: list[tuple[float, float]],
     options: TranscriptionOptions,
-    window: int = 4,
+    window: int = CHUNK_WINDOW,
 ) -> AsyncIterator[Transcription]:
     """Each chunk's transcription in order, its timestamps shifted to the file's time.
 
