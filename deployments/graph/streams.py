@@ -21,11 +21,9 @@ from sonaray_client.types import SpeechOptions, Transcription, TranscriptionOpti
 
 from deployments.errors import InvalidRequest
 from deployments.graph.runner import Call, shift
-from deployments.tasks.base import AudioItem, TextItem, Waveform
+from deployments.protocol import AudioItem, Target, TextItem, Waveform
 
 T = TypeVar("T")
-# The task and model a stream calls; ``call(*target, item)`` sends one item there.
-Target = tuple[str, str | None]
 
 MAX_SENTENCE_CHARS = 250
 # Calls in flight per stream: enough to batch a request's pieces together, few enough that
@@ -214,4 +212,4 @@ async def transcribe_chunks_stream(
 
 
 def _caller(call: Call, target: Target, item: Any) -> Callable[[], Awaitable[Any]]:
-    return lambda: call(*target, item)
+    return lambda: call(target, item)

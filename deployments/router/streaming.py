@@ -19,6 +19,7 @@ from sonaray_client.types import SpeechOptions, Transcription, TranscriptionOpti
 from deployments.audio import DecodedAudio
 from deployments.audio_stream import StreamEncoder, check_stream_format, stream_encoder
 from deployments.graph.streams import speak_sentences
+from deployments.protocol import Target
 from deployments.router.service import SonarayService
 from deployments.router.sse import chunked_response, sse_response
 
@@ -52,17 +53,16 @@ async def transcript_stream(
     service: SonarayService,
     audio: DecodedAudio,
     options: TranscriptionOptions,
-    task: str,
-    model: str | None,
+    target: Target,
 ) -> StreamingResponse:
     """The SSE response of a streamed transcription of decoded ``audio``."""
-    parts = service.transcribe_stream(audio, options, task, model)
+    parts = service.transcribe_stream(audio, options, target)
     return await sse_response(transcript_events(parts, audio.duration))
 
 
 async def speech_chunks(
     service: SonarayService,
-    model: str | None,
+    target: Target,
     options: SpeechOptions,
     encoder_for: Callable[[int], StreamEncoder],
 ) -> AsyncIterator[tuple[bytes, float]]:
@@ -73,7 +73,7 @@ async def speech_chunks(
     """
     service.check_text(options.input)
     encoder: StreamEncoder | None = None
-    waves = speak_sentences(service.call, ("tts", model), options)
+    waves = speak_sentences(service.call, target, options)
     async with aclosing(waves):
         async for wave in waves:
             audio = wave.audio
@@ -106,7 +106,7 @@ async def _speech_events(chunks: AsyncIterator[tuple[bytes, float]]) -> AsyncIte
 
 async def speech_stream(
     service: SonarayService,
-    model: str | None,
+    target: Target,
     options: SpeechOptions,
     fmt: str,
     stream_format: StreamFormat,
@@ -119,7 +119,7 @@ async def speech_stream(
     """
     media_type = check_stream_format(fmt)
     chunks = speech_chunks(
-        service, model, options, lambda rate: stream_encoder(fmt, rate, out_rate)
+        service, target, options, lambda rate: stream_encoder(fmt, rate, out_rate)
     )
     if stream_format == "sse":
         return await sse_response(_speech_events(chunks))

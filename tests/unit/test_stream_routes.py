@@ -19,9 +19,9 @@ from sonaray_client.types import SpeechSegment, SpeechSegments, Transcription, T
 
 from deployments.config import SonarayArgs
 from deployments.errors import InvalidAudio
+from deployments.protocol import Waveform
 from deployments.router import hf_api, http, native, openai_api
 from deployments.router.service import SonarayService
-from deployments.tasks.base import Waveform
 
 RATE = 8000
 TTS_RATE = 16000
