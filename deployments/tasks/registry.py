@@ -15,6 +15,7 @@ from deployments.errors import ConfigError
 ENGINES: dict[tuple[str, str], str] = {
     ("ctc", "transformers"): "deployments.tasks.ctc:CTCEngine",
     ("seq2seq", "transformers"): "deployments.tasks.seq2seq:WhisperEngine",
+    ("seq2seq", "ctranslate2"): "deployments.tasks.seq2seq_ct2:CT2WhisperEngine",
     ("classify", "transformers"): "deployments.tasks.classify:AudioClassificationEngine",
     ("frames", "transformers"): "deployments.tasks.frames:FrameClassificationEngine",
     ("frames", "silero"): "deployments.tasks.silero_vad:SileroVadEngine",
