@@ -9,9 +9,10 @@ where transformers ``generate`` runs float32 with a Python loop per token.
 Scores follow faster-whisper's reading of CTranslate2's results: a chunk's average
 log-probability comes from ``generate``'s score (``score * len / (len + 1)``), and every
 segment of the chunk carries that average. The no-speech probability is CTranslate2's at
-the start-of-transcript position; with a prompt it is read from a one-step prompt-free
-``generate``, so the gate reads the same with or without a prompt, as in the
-transformers engine.
+the start-of-transcript position. With a prompt, both are read prompt-free instead (a
+one-step ``generate`` for no-speech, the alignment's token probabilities for the text),
+and sampled text is scored by the alignment too, so the no-speech gate reads the same
+under every decoding mode, as in the transformers engine.
 """
 
 from __future__ import annotations
@@ -107,17 +108,29 @@ class CT2WhisperDecoder:
             no_speech = [r.no_speech_prob for r in self._prompt_free_scores(encoded, starts)]
         else:
             no_speech = [r.no_speech_prob for r in out]
+        tokens = [[t for t in r.sequences_ids[0] if t != v.eot] for r in out]
+        averages = [r.scores[0] * len(t) / (len(t) + 1) for r, t in zip(out, tokens, strict=True)]
+        if prompt or options.temperature > 0:
+            # a prompt (or sampling's sharpened distribution) makes hallucinated text look
+            # confident: score it after the prompt-free start, as the no-speech rule expects
+            rows = [[t for t in row if t < v.eot] for row in tokens]
+            for i, a in self._align(encoded, audios, languages, options, rows).items():
+                averages[i] = float(np.mean(np.log(np.maximum(a.text_token_probs, 1e-10))))
         results = []
-        for audio, r, p_none in zip(audios, out, no_speech, strict=True):
-            tokens = [t for t in r.sequences_ids[0] if t != v.eot]
-            avg = r.scores[0] * len(tokens) / (len(tokens) + 1) if tokens else r.scores[0]
-            logprobs = np.full(len(tokens) + 1, avg, dtype=np.float32)
+        for audio, row, avg, p_none in zip(audios, tokens, averages, no_speech, strict=True):
+            logprobs = np.full(len(row) + 1, avg, dtype=np.float32)
             duration = len(audio) / v.sampling_rate
-            result = chunk_result(v, tokens, logprobs, float(p_none), duration, timestamps)
+            result = chunk_result(v, row, logprobs, float(p_none), duration, timestamps)
             snap_segments(result, audio, v.sampling_rate, self.floor_db)
             results.append(result)
         if options.timestamps == "word":
-            self._add_words(encoded, languages, options, audios, results)
+            texts = [[s.tokens for s in r.segments] for r in results]
+            rows = [[t for seg in tx for t in seg] for tx in texts]
+            for i, a in self._align(encoded, audios, languages, options, rows).items():
+                path = np.array(a.alignments, dtype=np.int64).reshape(-1, 2)
+                probs = np.asarray(a.text_token_probs)
+                words = words_from_path(path[:, 0], path[:, 1], v.pieces(rows[i]), probs)
+                attach_words(results[i], texts[i], words)
         return results
 
     def _prompt_free_scores(self, encoded, starts: list[list[int]]):
@@ -126,34 +139,28 @@ class CT2WhisperDecoder:
             encoded, starts, beam_size=1, max_length=len(starts[0]) + 1, return_no_speech_prob=True
         )
 
-    def _add_words(self, encoded, languages, options, audios, results: list[ChunkResult]) -> None:
-        """Word timings from CTranslate2's alignment (cross-attention DTW, OpenAI's method)."""
-        v = self.vocab
-        texts = [[s.tokens for s in r.segments] for r in results]
-        rows = [[t for seg in tx for t in seg] for tx in texts]
-        # CTranslate2 aligns one start sequence per call: chunks group by language, and a
-        # group that is not the whole batch is encoded again (mixed-language batches only)
+    def _align(self, encoded, audios, languages, options, rows: list[list[int]]) -> dict:
+        """CTranslate2's alignment (token probabilities, DTW path) of each non-empty row.
+
+        It takes one start sequence per call: chunks group by language, and a group that
+        is not the whole batch is encoded again (mixed-language batches only).
+        """
         groups: dict[tuple[int, ...], list[int]] = {}
         for i, lang in enumerate(languages):
-            groups.setdefault(tuple(v.start_tokens(lang, options)), []).append(i)
+            groups.setdefault(tuple(self.vocab.start_tokens(lang, options)), []).append(i)
+        aligned = {}
         for start, members in groups.items():
             if not any(rows[i] for i in members):
                 continue
             features = encoded if len(groups) == 1 else self._encode([audios[i] for i in members])
-            aligned = self.model.align(
+            results = self.model.align(
                 features,
                 list(start),
-                [rows[i] or [v.eot] for i in members],  # an empty row still needs a token
+                [rows[i] or [self.vocab.eot] for i in members],  # a row needs a token
                 [len(audios[i]) // HOP_LENGTH for i in members],
             )
-            for i, a in zip(members, aligned, strict=True):
-                if not rows[i]:
-                    continue
-                path = np.array(a.alignments, dtype=np.int64).reshape(-1, 2)
-                words = words_from_path(
-                    path[:, 0], path[:, 1], v.pieces(rows[i]), np.asarray(a.text_token_probs)
-                )
-                attach_words(results[i], texts[i], words)
+            aligned.update((i, a) for i, a in zip(members, results, strict=True) if rows[i])
+        return aligned
 
 
 class CT2WhisperEngine(ChunkedWhisperEngine):
