@@ -55,7 +55,7 @@ def _engine():
     from sonaray_client.types import TranscriptionOptions
 
     from deployments.models.catalog import CATALOG
-    from deployments.tasks.base import AudioItem
+    from deployments.protocol import AudioItem
     from deployments.tasks.registry import load_engine
 
     try:
@@ -82,7 +82,7 @@ def _offline(engine, total: int, batch: int) -> dict[str, Any]:
     """req/s of the engine alone over ``total`` clips in batches of ``batch``."""
     from sonaray_client.types import TranscriptionOptions
 
-    from deployments.tasks.base import AudioItem
+    from deployments.protocol import AudioItem
 
     clips = _clips()
     items = [AudioItem(clips[i % len(clips)], 16000, TranscriptionOptions()) for i in range(total)]

@@ -15,7 +15,7 @@ from sonaray_client.types import Transcription, TranscriptionOptions
 
 from deployments.errors import ConfigError, InvalidAudio, InvalidRequest, PayloadTooLarge
 from deployments.models.ct2_cache import ct2_model_dir
-from deployments.tasks.base import AudioItem
+from deployments.protocol import AudioItem
 from deployments.tasks.registry import load_engine
 from deployments.tasks.whisper_timestamps import plan_chunks, split_timestamped
 from tests.audio_task_fixtures import SR, clips, nan_clip

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from sonaray_client.types import TranscriptionOptions
 
-from deployments.tasks.base import AudioItem
+from deployments.protocol import AudioItem
 from deployments.tasks.registry import load_engine
 from tests.speech import SENTENCES, long_clip, synthesize
 
