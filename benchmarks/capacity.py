@@ -9,8 +9,9 @@ the peak), renders the KubeRay worker groups from it with ``deployments.k8s.rend
 (``sonaray k8s render --config <plan>`` gives the same manifest), and prints the plan.
 
 Figures: the per-replica speed (x_realtime: audio seconds per wall second, one replica at
-its CPU share, under concurrency) comes from ``benchmarks/results/*.json`` when those
-benchmarks have run here, else from the figures in benchmarks/README.md. GPU figures are
+its CPU share) comes from the quiet run in benchmarks/README.md, from this machine's
+``benchmarks/results/*.json`` with ``--from-results``, or from ``--x-realtime TASK=X``
+(measure on your own nodes: a busy box gives figures no plan should use). GPU figures are
 not measured here: pass ``--gpu-x-realtime`` (one seq2seq replica on its GPU share, 0.5) to plan GPU
 workers. The assumptions (speech share of a session, utilisation, what a Router replica
 holds) are flags with defaults named in the README's scaling section.
@@ -36,10 +37,11 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 RESULTS = REPO / "benchmarks" / "results"
 
-# One-thread replica speeds on the 2-core benchmark machine (benchmarks/README.md, last
-# run), used when no results/*.json is there. VAD is Silero's ONNX model: its figure is
-# an assumption (not benchmarked on its own), a lower bound of what one thread does.
-README_FIGURES = {"seq2seq": 12.0, "tts": 11.9, "frames": 100.0}
+# One-thread replica speeds (x_realtime) from the quiet full run in benchmarks/README.md
+# (2026-11-26, 2 cores): Piper served 11.9x; for seq2seq, faster-whisper int8's 6.28x,
+# which the ctranslate2 engine served at 1.31x of in the (noisy) run of 2026-12-01, so
+# it is a floor. VAD is an assumption: Silero's ONNX model was not benchmarked alone.
+README_FIGURES = {"seq2seq": 6.28, "tts": 11.9, "frames": 100.0}
 TURN_SECONDS = 3.0  # a user's turn in a realtime session
 CHUNK_SECONDS = 30.0  # batch transcription fans out 30 s chunks
 
@@ -56,45 +58,42 @@ class TaskLoad:
     source: str
 
 
-def measured_figures() -> dict[str, tuple[float, str]]:
-    """x_realtime per task from this machine's benchmark results, else the README's."""
-    figures = {task: (x, "README figure") for task, x in README_FIGURES.items()}
+def figures(args: argparse.Namespace) -> dict[str, tuple[float, str]]:
+    """x_realtime per task: the README's, this machine's results (--from-results), flags."""
+    found = {task: (x, "README figure") for task, x in README_FIGURES.items()}
     asr = RESULTS / "asr_vs_faster_whisper.json"
-    if asr.is_file():
+    if args.from_results and asr.is_file():
         speed = json.loads(asr.read_text())["x_realtime"]
         served = [v for k, v in speed.items() if "ctranslate2" in k and "concurrency 8" in k]
         if served:
-            figures["seq2seq"] = (served[0], str(asr.relative_to(REPO)))
-    tts = RESULTS / "tts.json"
-    if tts.is_file():
-        rows = json.loads(tts.read_text()).get("rows", [])
-        piper = [r.get("x_realtime") for r in rows if "piper" in str(r).lower()]
-        if piper and piper[0]:
-            figures["tts"] = (float(piper[0]), str(tts.relative_to(REPO)))
-    return figures
+            found["seq2seq"] = (served[0], str(asr.relative_to(REPO)))
+    for override in args.x_realtime:
+        task, _, value = override.partition("=")
+        found[task] = (float(value), "--x-realtime")
+    return found
 
 
 def loads(args: argparse.Namespace) -> list[TaskLoad]:
     """Mean audio-seconds-per-second each task must process for the target."""
-    from deployments.k8s.render import GPU_SHARE
+    from deployments.protocol import TASKS
 
-    figures = measured_figures()
+    speeds = figures(args)
     # the GPU variant puts every task on a GPU share; VAD and TTS keep their CPU speed
-    share = {t: GPU_SHARE[t] if args.gpu else 0.0 for t in ("frames", "seq2seq", "tts")}
-    asr_speed, asr_source = figures["seq2seq"]
+    share = {t: TASKS[t].gpu_share if args.gpu else 0.0 for t in ("frames", "seq2seq", "tts")}
+    asr_speed, asr_source = speeds["seq2seq"]
     if args.gpu:
         asr_speed, asr_source = args.gpu_x_realtime, "--gpu-x-realtime (user given)"
     if args.sessions:
         audio = float(args.sessions)  # every session streams one second of audio a second
         plan = [
-            ("frames", audio, *figures["frames"], 0.25, share["frames"]),
+            ("frames", audio, *speeds["frames"], 0.25, share["frames"]),
             ("seq2seq", audio * args.speech_share, asr_speed, asr_source, 1.0, share["seq2seq"]),
-            ("tts", audio * args.reply_share, *figures["tts"], 0.25, share["tts"]),
+            ("tts", audio * args.reply_share, *speeds["tts"], 0.25, share["tts"]),
         ]
     else:
         audio = args.hours_per_day * 3600 / 86400
         plan = [
-            ("frames", audio, *figures["frames"], 0.25, share["frames"]),
+            ("frames", audio, *speeds["frames"], 0.25, share["frames"]),
             ("seq2seq", audio, asr_speed, asr_source, 1.0, share["seq2seq"]),
         ]
     return [TaskLoad(n, load, x, cpus, g, src) for n, load, x, src, cpus, g in plan]
@@ -196,6 +195,8 @@ def main() -> None:
     parser.add_argument("--router-calls", type=float, default=70.0, help="calls/s per Router")
     parser.add_argument("--gpu", action="store_true", help="tasks on GPU shares (render's)")
     parser.add_argument("--gpu-x-realtime", type=float, default=None)
+    parser.add_argument("--x-realtime", action="append", default=[], help="TASK=SPEED")
+    parser.add_argument("--from-results", action="store_true", help="use results/*.json")
     parser.add_argument("--out", type=Path, default=None, help="write the planned Serve config")
     args = parser.parse_args()
     if args.gpu and not args.gpu_x_realtime:

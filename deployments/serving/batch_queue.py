@@ -7,6 +7,10 @@ Here one worker per replica runs one batch at a time; whatever arrived meanwhile
 ``max_batch_size``, one model id per batch) is the next batch, taken as soon as the
 previous one returns. An idle replica starts a lone request at once. An optional
 ``batch_wait_timeout_s`` > 0 tops up a batch that is not full before it starts.
+
+Not yet measured against ``@serve.batch`` (``benchmarks/batching.py`` against the same
+script on the previous commit): on 2026-12-01 Ray could not start on the overloaded
+benchmark machine. The unit tests show the behaviour; the figures are to come.
 """
 
 from __future__ import annotations
