@@ -14,7 +14,7 @@ import pytest
 import soundfile as sf
 from ray import serve
 from serve_cluster import PORT, TASK_GPU_FRACTION, session_config
-from speech import SENTENCES, heard_as, long_clip, synthesize, words
+from speech import SENTENCES, heard_as, long_clip, spoken_commands, synthesize, words
 
 pytestmark = pytest.mark.serve
 APP = "sonaray"
@@ -159,6 +159,26 @@ def test_segment_classify_pipeline_labels_each_speech_segment(http):
     result = response.json()
     assert len(result["labels"]) == len(result["segments"]) >= len(truth) - 1
     assert all(len(labels["labels"]) == 2 for labels in result["labels"])
+
+
+def test_segment_classify_finds_each_command_in_a_recording(http):
+    commands = ["yes", "stop", "left", "go", "down", "off"]
+    audio, spans = spoken_commands(commands)  # a voice the keyword spotter never heard
+    response = http.post(
+        "/v1/pipelines/segment-classify",
+        files={"file": ("commands.wav", wav_bytes(audio))},
+        data={"options": json.dumps({"classify": {"top_k": 1}})},
+    )
+    assert response.status_code == 200, response.text
+    result = response.json()
+    found = [
+        (seg["start"], seg["end"], labels["labels"][0]["label"])
+        for seg, labels in zip(result["segments"], result["labels"], strict=True)
+        if labels["labels"][0]["label"] not in ("_silence_", "_unknown_")
+    ]
+    assert [label for _, _, label in found] == commands, result
+    for (start, end, _), (true_start, true_end) in zip(found, spans, strict=True):
+        assert start < true_end and end > true_start
 
 
 def test_every_family_answers_over_http(http):
