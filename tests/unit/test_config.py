@@ -74,3 +74,30 @@ def test_user_config_rejects_unknown_fields():
     assert BatchingConfig.validate({"max_batch_size": "4"}) == {"max_batch_size": 4}
     with pytest.raises(ValueError, match="max_batch"):
         BatchingConfig.validate({"max_batch": 4})
+
+
+S2S = {"speech-to-speech": ["frames", "seq2seq", "tts"], "long": ["frames", "seq2seq"]}
+
+
+@pytest.mark.parametrize(
+    ("realtime", "message"),
+    [
+        ({"pipeline": "nope"}, "realtime.pipeline: no pipeline 'nope'"),
+        ({"pipeline": "long"}, "must be [frames, seq2seq|ctc, tts]"),
+        ({"responder": {"type": "chat", "model": "m"}}, "responder.chat.url"),
+        ({"responder": {"type": "chat", "url": "ftp://x", "model": "m"}}, "responder.chat.url"),
+        ({"responder": {"type": "parrot"}}, "responder"),
+        ({"pipline": "speech-to-speech"}, "realtime.pipline"),
+    ],
+)
+def test_realtime_session_is_checked_when_the_app_is_built(realtime, message):
+    with pytest.raises(ConfigError) as caught:
+        build_app({"models": [VAD, ASR, TTS], "pipelines": S2S, "realtime": realtime})
+    assert message in str(caught.value)
+
+
+def test_realtime_chat_responder_builds():
+    chat = {"type": "chat", "url": "http://llm:8000/v1/chat/completions", "model": "m"}
+    args = parse_args({"models": [VAD, ASR, TTS], "pipelines": S2S, "realtime": {"responder": chat}})
+    assert args.realtime.responder.timeout_s == 30.0
+    assert args.limits.max_sessions > 0
