@@ -98,6 +98,8 @@ def test_realtime_session_is_checked_when_the_app_is_built(realtime, message):
 
 def test_realtime_chat_responder_builds():
     chat = {"type": "chat", "url": "http://llm:8000/v1/chat/completions", "model": "m"}
-    args = parse_args({"models": [VAD, ASR, TTS], "pipelines": S2S, "realtime": {"responder": chat}})
+    args = parse_args(
+        {"models": [VAD, ASR, TTS], "pipelines": S2S, "realtime": {"responder": chat}}
+    )
     assert args.realtime.responder.timeout_s == 30.0
     assert args.limits.max_sessions > 0

@@ -38,6 +38,14 @@ class InputAudio:
             samples = self._resampler.resample_chunk(samples)
         self._data += np.ascontiguousarray(samples, dtype=np.float32).tobytes()
 
+    def flush(self) -> None:
+        """Take in what the resampler still holds (a commit wants every sample sent)."""
+        if self._resampler is not None:
+            self._data += self._resampler.resample_chunk(
+                np.zeros(0, np.float32), last=True
+            ).tobytes()
+            self.set_input_rate(self.input_rate)
+
     def seconds(self, start: int, end: int) -> float:
         return (end - start) / self.rate
 

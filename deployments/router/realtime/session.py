@@ -114,40 +114,48 @@ class RealtimeSession:
             asyncio.create_task(work())
             for work in (self._read, self._detect_turns, self._work_turns)
         ]
-        code: int | None = CLOSE_NORMAL
         try:
             done, pending = await asyncio.wait(
                 tasks, timeout=self.limits.max_session_seconds, return_when=FIRST_EXCEPTION
             )
-            failure = next((t.exception() for t in done if t.exception() is not None), None)
-            if isinstance(failure, ClientGone):
-                code = None
-            elif isinstance(failure, SessionFailed):
-                await self.send(ev.error_event(failure.error))
-                code = failure.code
-            elif failure is not None:
-                logger.error("realtime session failed", exc_info=failure)
-                await self.send(ev.error_event(ModelError(f"internal error: {failure!r}")))
-                code = CLOSE_ERROR
-            elif pending:
-                seconds = self.limits.max_session_seconds
-                expired = PayloadTooLarge(
-                    f"the session reached its {seconds:g} s limit (limits.max_session_seconds)",
-                    code="session_expired",
-                )
-                await self.send(ev.error_event(expired))
-                code = CLOSE_POLICY
-        finally:
+            code = await self._report_end(done, pending)
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             await self._cancel_reply(None)
             await self._outbox.put(None)
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(writer, 5)
+            await asyncio.wait([writer], timeout=5)  # wait_for may swallow a cancellation
             if code is not None:
                 with contextlib.suppress(Exception):
                     await self.ws.close(code)
+        finally:  # also when cancelled from outside: stop everything without awaiting
+            self._closed = True
+            for task in (*tasks, writer, self.reply_task):
+                if task is not None:
+                    task.cancel()
+
+    async def _report_end(self, done: set[asyncio.Task], pending: set[asyncio.Task]) -> int | None:
+        """Send the event that says why the session ends; the close code (None: the
+        client left)."""
+        failure = next((t.exception() for t in done if t.exception() is not None), None)
+        if isinstance(failure, ClientGone):
+            return None
+        if isinstance(failure, SessionFailed):
+            await self.send(ev.error_event(failure.error))
+            return failure.code
+        if failure is not None:
+            logger.error("realtime session failed", exc_info=failure)
+            await self.send(ev.error_event(ModelError(f"internal error: {failure!r}")))
+            return CLOSE_ERROR
+        if pending:
+            seconds = self.limits.max_session_seconds
+            expired = PayloadTooLarge(
+                f"the session reached its {seconds:g} s limit (limits.max_session_seconds)",
+                code="session_expired",
+            )
+            await self.send(ev.error_event(expired))
+            return CLOSE_POLICY
+        return CLOSE_NORMAL
 
     async def send(self, event: dict) -> None:
         if not self._closed:
@@ -200,6 +208,7 @@ class RealtimeSession:
             self.audio.append(ev.decode_pcm16(body, self.limits.max_append_bytes))
             self._new_audio.set()
         elif kind == "input_audio_buffer.commit":
+            self.audio.flush()
             await self._commit_all()
         elif kind == "input_audio_buffer.clear":
             self.audio.drop_before(self.audio.total)
@@ -406,6 +415,5 @@ class RealtimeSession:
             return False
         self.reply.reason = reason
         task.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await task
+        await asyncio.wait([task])  # its outcome is in the events it sent; ours propagates
         return True
