@@ -96,6 +96,7 @@ class TaskDeployment:
             "sonaray_errors", "Failed items by error code.", tag_keys=(*tags, "code")
         )
         self.last_batch_sizes: list[int] = []
+        self.items_run = 0
         self._failing_batches = 0
         self._default_engine = await self.get_engine(default)
 
@@ -145,6 +146,7 @@ class TaskDeployment:
             self._queue_time.observe(start - t, tags=tags)
         self._batch_size.observe(len(items), tags=tags)
         self.last_batch_sizes = (self.last_batch_sizes + [len(items)])[-256:]
+        self.items_run += len(items)
         engine = await self.get_engine(model_id)
         results = await asyncio.to_thread(self._forward_isolated, engine, items)
         self._model_time.observe(time.perf_counter() - start, tags=tags)
@@ -180,6 +182,7 @@ class TaskDeployment:
         return {
             "task": self.task,
             "batch_sizes": list(self.last_batch_sizes),
+            "items_run": self.items_run,
             "loaded": sorted(self._loaded),
             "pid": os.getpid(),
             "gpu_ids": [str(g) for g in ray.get_gpu_ids()],

@@ -16,6 +16,7 @@ import contextlib
 import json
 import logging
 from asyncio import FIRST_EXCEPTION
+from collections.abc import Awaitable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -24,6 +25,7 @@ import soxr
 from fastapi import WebSocket, WebSocketDisconnect
 from sonaray_client.types import TranscriptionOptions
 
+from deployments.audio import DecodedAudio
 from deployments.config import RealtimeConfig
 from deployments.errors import (
     InvalidRequest,
@@ -39,7 +41,6 @@ from deployments.router.realtime.responder import Echo, Responder
 from deployments.router.realtime.settings import SessionSettings
 from deployments.router.realtime.turns import SpeechStarted, SpeechStopped, TurnDetector
 from deployments.router.service import SonarayService
-from deployments.tasks.base import AudioItem
 from deployments.tasks.vad_stream import VadBlock
 
 logger = logging.getLogger("ray.serve")
@@ -172,16 +173,19 @@ class RealtimeSession:
 
     async def _call(self, task: str, model: str | None, item: Any) -> Any:
         """A model call with the session's timeout; any failure is a typed error."""
-        timeout = self.realtime.call_timeout_s
+        return await self._guard(self.service.call(task, model, item), model or task)
+
+    async def _guard(self, work: Awaitable[Any], what: str, extra_s: float = 0.0) -> Any:
+        timeout = self.realtime.call_timeout_s + extra_s
         try:
-            return await asyncio.wait_for(self.service.call(task, model, item), timeout)
+            return await asyncio.wait_for(work, timeout)
         except SonarayError:
             raise
         except TimeoutError:
-            raise Overloaded(f"model {model or task} did not answer within {timeout:g}s") from None
+            raise Overloaded(f"model {what} did not answer within {timeout:g}s") from None
         except Exception as exc:
-            logger.exception("realtime call to %s failed", task)
-            raise ModelError(f"model {model or task} failed: {type(exc).__name__}") from None
+            logger.exception("realtime call to %s failed", what)
+            raise ModelError(f"model {what} failed: {type(exc).__name__}") from None
 
     # --- client events --------------------------------------------------------------
 
@@ -205,7 +209,15 @@ class RealtimeSession:
     async def _handle(self, body: dict) -> None:
         kind = body["type"]
         if kind == "input_audio_buffer.append":
-            self.audio.append(ev.decode_pcm16(body, self.limits.max_append_bytes))
+            samples = ev.decode_pcm16(body, self.limits.max_append_bytes)
+            held = self.audio.seconds(self.audio.base, self.audio.total)
+            if held > self.limits.max_audio_seconds:
+                raise PayloadTooLarge(
+                    f"the input audio buffer holds {held:.0f} s, the limit "
+                    "(limits.max_audio_seconds); commit or clear it",
+                    param="audio",
+                )
+            self.audio.append(samples)
             self._new_audio.set()
         elif kind == "input_audio_buffer.commit":
             self.audio.flush()
@@ -298,6 +310,10 @@ class RealtimeSession:
                 ):
                     await self._on_edge(edge)
                 scored += windows * window
+                if self.detector and self.detector.speaking and self._turn_too_long(scored):
+                    # a turn without a pause is cut where Whisper's window ends
+                    self.detector.reset(scored)
+                    await self._on_edge(SpeechStopped(scored, scored))
                 self._trim(scored)
 
     async def _on_edge(self, edge: SpeechStarted | SpeechStopped) -> None:
@@ -323,6 +339,9 @@ class RealtimeSession:
         )
         respond = self.settings.kind == "realtime"
         await self._commit(item_id, self._turn_start, edge.end, edge.speech_end, respond)
+
+    def _turn_too_long(self, scored: int) -> bool:
+        return self.audio.seconds(self._turn_start, scored) >= self.limits.chunk_seconds
 
     def _trim(self, scored: int) -> None:
         keep = self.detector.keep_from if self.detector else None
@@ -360,7 +379,10 @@ class RealtimeSession:
             rate = await self.service.sampling_rate(s.asr_task, s.asr_model)
             audio = turn.audio if rate == self.rate else soxr.resample(turn.audio, self.rate, rate)
             options = TranscriptionOptions(language=s.language, prompt=s.prompt, timestamps="none")
-            result = await self._call(s.asr_task, s.asr_model, AudioItem(audio, rate, options))
+            # a long manual commit is cut at VAD segments like any long upload
+            decoded = DecodedAudio(audio, rate, self.settings.input_rate, 1)
+            work = self.service.transcribe(decoded, options, s.asr_task, s.asr_model)
+            result = await self._guard(work, s.asr_model, extra_s=decoded.duration / 4)
         except SonarayError as exc:
             await self.send(
                 ev.server_event(
