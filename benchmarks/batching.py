@@ -53,7 +53,7 @@ def _config(max_batch_size: int):
 def _engine():
     from sonaray_client.types import TranscriptionOptions
 
-    from deployments.tasks.base import AudioItem
+    from deployments.protocol import AudioItem
     from deployments.tasks.seq2seq import WhisperEngine
 
     try:
@@ -74,7 +74,7 @@ def _offline(engine, total: int, batch: int) -> dict[str, Any]:
     """req/s of the engine alone over ``total`` clips in batches of ``batch``."""
     from sonaray_client.types import TranscriptionOptions
 
-    from deployments.tasks.base import AudioItem
+    from deployments.protocol import AudioItem
 
     clips = _clips()
     items = [AudioItem(clips[i % len(clips)], 16000, TranscriptionOptions()) for i in range(total)]

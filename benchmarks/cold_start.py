@@ -51,7 +51,7 @@ sys.path.insert(0, "tests")
 from speech import synthesize
 from sonaray_client.types import TranscriptionOptions
 from deployments.models.store import resolve
-from deployments.tasks.base import AudioItem
+from deployments.protocol import AudioItem
 from deployments.tasks.registry import load_engine
 engines = {}
 for task, name in [("seq2seq", "whisper-tiny.en"), ("frames", "silero-vad"),

@@ -34,7 +34,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from sonaray_client.types import TranscriptionOptions
     from speech import SENTENCES, synthesize
 
-    from deployments.tasks.base import AudioItem
+    from deployments.protocol import AudioItem
     from deployments.tasks.seq2seq import WhisperEngine
 
     clips = [synthesize(s) for s in SENTENCES[: 3 if args.quick else len(SENTENCES)]]

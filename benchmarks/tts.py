@@ -51,7 +51,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from sonaray_client.types import SpeechOptions
     from speech import SENTENCES
 
-    from deployments.tasks.base import TextItem
+    from deployments.protocol import TextItem
 
     sentences = list(SENTENCES[: 3 if args.quick else len(SENTENCES)])
     rounds = 2 if args.quick else 3

@@ -2,6 +2,8 @@
 
 ``serve run serve_config.yaml`` calls it through ``import_path:
 deployments.app:build_app``; tests call ``serve.run(build_app({...}))``: same path.
+``get_deployment_options`` is the one source of Serve defaults: the decorators carry
+none, and a Serve config's ``deployments:`` entries override these key by key.
 """
 
 from __future__ import annotations
@@ -13,8 +15,10 @@ from ray.serve import Application
 
 from deployments.config import SonarayArgs
 from deployments.errors import ConfigError
+from deployments.models.store import engine_kind
 from deployments.router.ingress import Router
 from deployments.serving.task_deployment import ServedModel, TaskDeployment
+from deployments.tasks.registry import check_options
 
 ROUTER = "Router"
 
@@ -32,6 +36,7 @@ def get_deployment_options(name: str) -> dict[str, Any]:
         "name": name,
         "max_ongoing_requests": 32,
         "max_queued_requests": 64,
+        "health_check_period_s": 10,
         "ray_actor_options": {"num_cpus": 1, "num_gpus": 0},
         "user_config": {"max_batch_size": 8, "batch_wait_timeout_s": 0.02},
     }
@@ -47,18 +52,26 @@ def parse_args(args: dict[str, Any] | SonarayArgs) -> SonarayArgs:
         raise ConfigError(f"invalid Sonaray args: {exc}") from None
 
 
-def build_app(args: dict[str, Any]) -> Application:
+def served_models(config: SonarayArgs, task: str) -> list[ServedModel]:
+    """The models of one task deployment, each engine's options checked against it."""
+    models = []
+    for i, m in enumerate(config.models):
+        if m.task != task:
+            continue
+        kind = engine_kind(m.ref, m.engine)
+        check_options(m.task, kind, m.options, where=f"models[{i}] ({m.name}).options")
+        models.append(ServedModel(m.name, m.ref, m.engine, dict(m.options)))
+    return models
+
+
+def build_app(args: dict[str, Any] | SonarayArgs) -> Application:
     """Validate the args and bind the router over one deployment per task family."""
     config = parse_args(args)
     handles = {}
     for task in config.tasks:
-        models = [
-            ServedModel(m.name, m.ref, m.engine, dict(m.options)) for m in config.models_for(task)
-        ]
         default = config.default_model(task).name
         handles[task] = TaskDeployment.options(**get_deployment_options(task)).bind(
-            task, models, default
+            task, served_models(config, task), default
         )
-    return Router.options(**get_deployment_options(ROUTER)).bind(
-        config.model_dump(mode="json"), handles
-    )
+    # The router gets the validated args themselves: it never re-validates them.
+    return Router.options(**get_deployment_options(ROUTER)).bind(config, handles)

@@ -10,11 +10,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
-from sonaray_client.types import TASK_IDS, TaskId
+from sonaray_client.types import TaskId
 
 from deployments.graph.types import check_pipeline
 from deployments.models.catalog import CATALOG
 from deployments.models.store import check_ref
+from deployments.protocol import TASKS
 
 ASR_TASKS = ("seq2seq", "ctc")
 
@@ -117,7 +118,7 @@ class SonarayArgs(StrictModel):
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ValueError(f"model names must be unique; repeated: {dupes}")
-        for task in TASK_IDS:
+        for task in TASKS:
             defaults = [m.name for m in models if m.task == task and m.default]
             if len(defaults) > 1:
                 raise ValueError(f"task {task!r} has several default models: {defaults}")
@@ -157,7 +158,7 @@ class SonarayArgs(StrictModel):
 
     @property
     def tasks(self) -> list[str]:
-        return [t for t in TASK_IDS if any(m.task == t for m in self.models)]
+        return [t for t in TASKS if any(m.task == t for m in self.models)]
 
     def model(self, name: str) -> ModelConfig:
         for m in self.models:

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from deployments.errors import InvalidAudio, PayloadTooLarge
-from deployments.tasks.base import AudioItem
+from deployments.protocol import AudioItem
 
 SR = 16000
 

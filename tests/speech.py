@@ -16,7 +16,7 @@ import soxr
 from sonaray_client.types import SpeechOptions
 
 from deployments.models import store
-from deployments.tasks.base import TextItem
+from deployments.protocol import TextItem
 from deployments.tasks.piper_tts import PiperEngine
 
 VOICE_MODEL = "piper-joe-medium"

@@ -1,8 +1,9 @@
 """Execute a pipeline: async calls over task handles, fanning segments out in parallel.
 
-The runner never sees Ray: it gets a ``call(task, model, item)`` coroutine. Segments of
-one file are sent concurrently, so the ASR deployment's batch queue packs them with
-other requests' work into shared forward passes.
+The runner never sees Ray: it gets a ``call(target, item)`` coroutine. Segments of one
+file are sent concurrently, so the ASR deployment's batch queue packs them with other
+requests' work into shared forward passes. Steps are dispatched on the kind of data they
+give (the task table's ``gives``), never on task names.
 """
 
 from __future__ import annotations
@@ -16,30 +17,29 @@ from typing import Any
 import numpy as np
 from sonaray_client.types import (
     Classification,
-    ClassificationOptions,
-    SpeechOptions,
     SpeechSegment,
-    SpeechSegments,
     StepTiming,
     Transcription,
     TranscriptionOptions,
-    VadOptions,
     WordTiming,
 )
 
 from deployments.audio import resample
-from deployments.config import StepConfig
 from deployments.errors import InvalidRequest
-from deployments.tasks.base import AudioItem, TextItem, Waveform
+from deployments.protocol import AudioItem, Data, Target, TextItem, Waveform, check_text
 
-Call = Callable[[str, str | None, Any], Awaitable[Any]]
+Call = Callable[[Target, Any], Awaitable[Any]]
+Rate = Callable[[Target], Awaitable[int]]
 
-OPTION_TYPES = {
-    "frames": VadOptions,
-    "seq2seq": TranscriptionOptions,
-    "ctc": TranscriptionOptions,
-    "classify": ClassificationOptions,
-}
+
+@dataclass(frozen=True)
+class PipelineContext:
+    """What a pipeline run needs from the service: task calls, model rates, limits."""
+
+    call: Call
+    rate: Rate
+    chunk_seconds: float
+    max_text_chars: int | None = None
 
 
 @dataclass
@@ -135,8 +135,7 @@ def join(parts: list[Transcription], duration: float) -> Transcription:
 
 async def transcribe_chunks(
     call: Call,
-    task: str,
-    model: str | None,
+    target: Target,
     audio: np.ndarray,
     rate: int,
     chunks: list[tuple[float, float]],
@@ -145,93 +144,119 @@ async def transcribe_chunks(
     """Transcribe each chunk concurrently and stitch the results in order."""
     duration = len(audio) / rate
     if not chunks:
-        return Transcription(text="", duration=duration, segments=[], model=model)
+        return Transcription(text="", duration=duration, segments=[], model=target.model)
     calls = [
-        call(task, model, AudioItem(audio[int(s * rate) : int(e * rate)], rate, options))
+        call(target, AudioItem(audio[int(s * rate) : int(e * rate)], rate, options))
         for s, e in chunks
     ]
     results = await asyncio.gather(*calls)
     return stitch([(s, r) for (s, _), r in zip(chunks, results, strict=True)], duration)
 
 
-async def run_step(
-    call: Call, step: StepConfig, state: PipelineState, options: dict, chunk_s: float
-) -> None:
-    """Run one step, reading and extending ``state``."""
-    task, model = step.task, step.model
-    opts = _options(task, options.get(task))
-    if task == "frames":
-        result: SpeechSegments = await call(
-            task, model, AudioItem(state.audio, state.sampling_rate, opts)
+def parse_step_options(steps: list[Target], raw: dict[str, Any]) -> dict[str, Any]:
+    """Every step's options, validated before the first step runs.
+
+    ``raw`` is keyed by task id. A text step's options are checked with a placeholder
+    text; the real text (the transcript so far) is filled in when the step runs.
+    """
+    unknown = set(raw) - {t.task for t in steps}
+    if unknown:
+        raise InvalidRequest(
+            f"options for step(s) {sorted(unknown)} are not steps of this pipeline",
+            param="options",
         )
-        state.segments = result.segments
-    elif task in ("seq2seq", "ctc"):
-        if state.segments is None:
-            state.transcription = await call(
-                task, model, AudioItem(state.audio, state.sampling_rate, opts)
-            )
+    parsed = {}
+    for target in steps:
+        spec, param = target.spec, f"options.{target.task}"
+        values = raw.get(target.task) or {}
+        if not isinstance(values, dict):
+            raise InvalidRequest(f"{param} must be a JSON object", param=param)
+        if spec.text_field is None:
+            parsed[target.task] = spec.parse_options(values, param)
         else:
-            chunks = merge_segments(state.segments, chunk_s, len(state.audio) / state.sampling_rate)
-            state.transcription = await transcribe_chunks(
-                call, task, model, state.audio, state.sampling_rate, chunks, opts
-            )
-    elif task == "classify":
-        spans = [(s.start, s.end) for s in state.segments] if state.segments is not None else [None]
-        items = [
-            AudioItem(_cut(state.audio, state.sampling_rate, span), state.sampling_rate, opts)
-            for span in spans
-        ]
-        state.labels = list(await asyncio.gather(*(call(task, model, i) for i in items)))
-    else:  # tts / generate read the transcript
-        text = state.transcription.text if state.transcription else ""
-        if not text.strip():
-            raise InvalidRequest(
-                f"step {task!r} got no text: the audio holds no recognizable speech"
-            )
-        extra = options.get(task) or {}
-        speech = SpeechOptions.model_validate({**extra, "input": text})
-        state.waveform = await call(task, model, TextItem(speech))
+            if spec.text_field in values:
+                raise InvalidRequest(
+                    f"{param}.{spec.text_field} comes from the pipeline, not the request",
+                    param=f"{param}.{spec.text_field}",
+                )
+            parsed[target.task] = spec.text_options("-", values, param)
+    return parsed
+
+
+async def _segments(ctx: PipelineContext, target: Target, state: PipelineState, opts) -> None:
+    found = await ctx.call(target, AudioItem(state.audio, state.sampling_rate, opts))
+    state.segments = found.segments
+
+
+async def _transcript(ctx: PipelineContext, target: Target, state: PipelineState, opts) -> None:
+    if state.segments is None:
+        item = AudioItem(state.audio, state.sampling_rate, opts)
+        state.transcription = await ctx.call(target, item)
+        return
+    duration = len(state.audio) / state.sampling_rate
+    chunks = merge_segments(state.segments, ctx.chunk_seconds, duration)
+    state.transcription = await transcribe_chunks(
+        ctx.call, target, state.audio, state.sampling_rate, chunks, opts
+    )
+
+
+async def _labels(ctx: PipelineContext, target: Target, state: PipelineState, opts) -> None:
+    spans = [(s.start, s.end) for s in state.segments] if state.segments is not None else [None]
+    items = [
+        AudioItem(_cut(state.audio, state.sampling_rate, span), state.sampling_rate, opts)
+        for span in spans
+    ]
+    state.labels = list(await asyncio.gather(*(ctx.call(target, i) for i in items)))
+
+
+async def _waveform(ctx: PipelineContext, target: Target, state: PipelineState, opts) -> None:
+    spec = target.spec
+    text = state.transcription.text if state.transcription else ""
+    if not text.strip():
+        raise InvalidRequest(
+            f"step {target.task!r} got no text: the audio holds no recognizable speech"
+        )
+    text = check_text(text, max_chars=ctx.max_text_chars, param=f"options.{target.task}")
+    options = opts.model_copy(update={spec.text_field: text})
+    state.waveform = await ctx.call(target, TextItem(options))
+
+
+# What a step does, by the kind of data it gives.
+STEP_RUNNERS = {
+    Data.SEGMENTS: _segments,
+    Data.TRANSCRIPT: _transcript,
+    Data.LABELS: _labels,
+    Data.WAVEFORM: _waveform,
+}
 
 
 def _cut(audio: np.ndarray, rate: int, span: tuple[float, float] | None) -> np.ndarray:
     return audio if span is None else audio[int(span[0] * rate) : int(span[1] * rate)]
 
 
-def _options(task: str, raw: dict | None):
-    kind = OPTION_TYPES.get(task)
-    if kind is None:
-        return None
-    try:
-        return kind.model_validate(raw or {})
-    except ValueError as exc:
-        raise InvalidRequest(
-            f"bad options for step {task!r}: {exc}", param=f"options.{task}"
-        ) from exc
-
-
 async def run_pipeline(
-    call: Call,
-    steps: list[StepConfig],
+    ctx: PipelineContext,
+    steps: list[Target],
     audio: np.ndarray,
     rate: int,
-    options: dict,
-    chunk_s: float,
-    rates: Callable[[str, str | None], Awaitable[int]],
+    options: dict[str, Any],
 ) -> PipelineState:
     """Run every step in order; each step's wall time is recorded in ``state.steps``."""
+    parsed = parse_step_options(steps, options)
     state = PipelineState(audio=audio, sampling_rate=rate)
-    for step in steps:
+    for target in steps:
         started = time.perf_counter()
-        step_rate = await rates(step.task, step.model)
-        if step_rate != state.sampling_rate and step.task not in ("tts", "generate"):
-            state.audio = resample(state.audio, state.sampling_rate, step_rate)
-            state.sampling_rate = step_rate
-        await run_step(call, step, state, options, chunk_s)
+        if target.spec.reads_audio:
+            step_rate = await ctx.rate(target)
+            if step_rate != state.sampling_rate:
+                state.audio = resample(state.audio, state.sampling_rate, step_rate)
+                state.sampling_rate = step_rate
+        await STEP_RUNNERS[target.spec.gives](ctx, target, state, parsed[target.task])
         state.steps.append(
             StepTiming(
-                step=step.task,
-                task=step.task,
-                model=step.model or "",
+                step=target.task,
+                task=target.task,
+                model=target.model,
                 seconds=round(time.perf_counter() - started, 4),
             )
         )

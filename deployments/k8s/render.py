@@ -13,11 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from sonaray_client.types import TASK_IDS
 
 from deployments.app import ROUTER, get_deployment_options, parse_args
 from deployments.errors import ConfigError
 from deployments.k8s.sizing import GroupSize, ReplicaNeeds, replica_needs, size_group
+from deployments.protocol import TASKS
 
 NAME = "sonaray"
 SONARAY_APP = "deployments.app:build_app"
@@ -27,10 +27,6 @@ RAY_VERSION = version("ray")
 SERVE_PORT = 8000
 METRICS_PORT = 8080
 API_KEYS_SECRET = "sonaray-api-keys"
-# Default GPU share per task replica: ASR and music generation take half a card,
-# the small models a quarter, so one replica of each of seq2seq/frames/tts fills one GPU.
-GPU_SHARE = {"ctc": 0.25, "seq2seq": 0.5, "classify": 0.25, "frames": 0.25, "tts": 0.25,
-             "generate": 0.5}  # fmt: skip
 GPU_NODE_RESOURCE = "sonaray_gpu_node"
 CPU_NODE_RESOURCE = "sonaray_cpu_node"
 # Every node of a group advertises this many slots of its marker resource; a replica
@@ -69,7 +65,7 @@ def _deployments(config: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def _is_task(deployment: dict[str, Any]) -> bool:
-    return deployment["name"] in TASK_IDS
+    return deployment["name"] in TASKS
 
 
 def place_on_gpus(config: dict[str, Any]) -> dict[str, Any]:
@@ -84,7 +80,9 @@ def place_on_gpus(config: dict[str, Any]) -> dict[str, Any]:
             options = copy.deepcopy(deployment.get("ray_actor_options") or {})
             resources = options.setdefault("resources", {})
             if _is_task(deployment):
-                options["num_gpus"] = options.get("num_gpus") or GPU_SHARE[deployment["name"]]
+                # The task table's default share, e.g. half a card for ASR, a quarter for VAD.
+                share = TASKS[deployment["name"]].gpu_share
+                options["num_gpus"] = options.get("num_gpus") or share
                 resources[GPU_NODE_RESOURCE] = 1
             else:
                 resources[CPU_NODE_RESOURCE] = 1

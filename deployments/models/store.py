@@ -146,6 +146,13 @@ def manifest(root: str | Path | None = None) -> dict[str, dict]:
     return json.loads(path.read_text()) if path.is_file() else {}
 
 
+def engine_kind(ref: str, engine: str | None = None) -> str:
+    """The engine kind a reference loads with: the one asked for, the store's, or transformers."""
+    if engine:
+        return engine
+    return CATALOG[ref].engine if ref in CATALOG else "transformers"
+
+
 def resolve(
     ref: str, root: str | Path | None = None, *, engine: str | None = None
 ) -> ResolvedModel:
@@ -159,17 +166,17 @@ def resolve(
                 f"`sonaray models build --only {ref}`",
                 param="model",
             )
-        return ResolvedModel(ref, str(path), spec.task, engine or spec.engine)
+        return ResolvedModel(ref, str(path), spec.task, engine_kind(ref, engine))
     local = Path(ref).expanduser()
     if local.is_dir():
-        return ResolvedModel(local.name, str(local.resolve()), None, engine or "transformers")
+        return ResolvedModel(local.name, str(local.resolve()), None, engine_kind(ref, engine))
     if _hub_offline():
         raise ModelNotFound(
             f"model {ref!r} is neither a store model nor a local directory, and the Hugging Face "
             f"Hub is offline; store models: {', '.join(sorted(CATALOG))}",
             param="model",
         )
-    return ResolvedModel(ref, ref, None, engine or "transformers")
+    return ResolvedModel(ref, ref, None, engine_kind(ref, engine))
 
 
 def _hub_offline() -> bool:

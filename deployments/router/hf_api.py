@@ -15,26 +15,19 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ValidationError
-from sonaray_client.types import (
-    ClassificationOptions,
-    GenerationOptions,
-    SpeechOptions,
-    TranscriptionOptions,
-    VadOptions,
-)
+from sonaray_client.types import TranscriptionOptions
 
 from deployments.audio import ENCODINGS, encode_audio
 from deployments.errors import InvalidRequest, PayloadTooLarge, UnsupportedMediaType
+from deployments.protocol import AudioItem, Data, Target, TextItem
 from deployments.router.http import ERROR_RESPONSES, Service
 from deployments.router.service import SonarayService
-from deployments.tasks.base import AudioItem, TextItem
 
 router = APIRouter(tags=["huggingface"], responses=ERROR_RESPONSES)
 
-AUDIO_TASKS = ("seq2seq", "ctc", "classify", "frames")
 RAW_AUDIO_TYPES = ("", "application/octet-stream")
-# Generation knobs the HF client sends for every text-to-speech call; Sonaray's tts engines
-# have no such knobs, so they are accepted and ignored rather than refused.
+# Generation knobs the HF client sends for every text-to-speech call: a task whose options
+# have a field of that name honours it; for the others they are accepted and ignored.
 HF_GENERATION_KEYS = {
     "do_sample", "early_stopping", "epsilon_cutoff", "eta_cutoff", "max_length",
     "max_new_tokens", "min_length", "min_new_tokens", "num_beam_groups", "num_beams",
@@ -120,10 +113,10 @@ def asr_options(parameters: dict) -> TranscriptionOptions:
     return options(TranscriptionOptions, values)
 
 
-async def recognize(service: SonarayService, task: str, model: str, data: bytes, parameters):
+async def recognize(service: SonarayService, target: Target, data: bytes, parameters) -> dict:
     item = asr_options(parameters)
-    audio = await service.decode(data, None, task, model)
-    result = await service.transcribe(audio, item, task, model)
+    audio = await service.decode(data, None, target)
+    result = await service.transcribe(audio, item, target)
     body: dict[str, Any] = {"text": result.text}
     if item.timestamps == "word":
         body["chunks"] = [
@@ -134,19 +127,23 @@ async def recognize(service: SonarayService, task: str, model: str, data: bytes,
     return body
 
 
-async def analyse(service: SonarayService, task: str, model: str, data: bytes, parameters):
+# Audio analysis: how HF parameters map to options, and how the result becomes HF's list.
+# Classification's ``function_to_apply`` is the model config's choice (softmax or sigmoid).
+IGNORED_PARAMETERS = {Data.LABELS: {"function_to_apply"}, Data.SEGMENTS: set()}
+ANALYSIS_BODY = {
+    Data.LABELS: lambda result: [label.model_dump() for label in result.labels],
+    Data.SEGMENTS: lambda result: [seg.model_dump(exclude_none=True) for seg in result.segments],
+}
+
+
+async def analyse(service: SonarayService, target: Target, data: bytes, parameters) -> list:
     """audio-classification -> ``[{label, score}]``; frames -> ``[{start, end, label, score}]``."""
-    if task == "classify":
-        # function_to_apply is the model config's choice (softmax or sigmoid) here.
-        values = {k: v for k, v in parameters.items() if k != "function_to_apply"}
-        item = options(ClassificationOptions, values)
-    else:
-        item = options(VadOptions, parameters)
-    audio = await service.decode(data, None, task, model)
-    result = await service.call(task, model, AudioItem(audio.audio, audio.sampling_rate, item))
-    if task == "classify":
-        return [label.model_dump() for label in result.labels]
-    return [seg.model_dump(exclude_none=True) for seg in result.segments]
+    gives = target.spec.gives
+    values = {k: v for k, v in parameters.items() if k not in IGNORED_PARAMETERS[gives]}
+    item = options(target.spec.options, values)
+    audio = await service.decode(data, None, target)
+    result = await service.call(target, AudioItem(audio.audio, audio.sampling_rate, item))
+    return ANALYSIS_BODY[gives](result)
 
 
 def _accepted_format(request: Request) -> str:
@@ -158,16 +155,15 @@ def _accepted_format(request: Request) -> str:
     return "wav"
 
 
-async def speak(service: SonarayService, task: str, model: str, text: Any, parameters: dict):
+async def speak(service: SonarayService, target: Target, text: Any, parameters: dict):
+    """text-to-speech / text-to-audio: ``inputs`` fills the task's text field."""
     if not isinstance(text, str):
         raise InvalidRequest("inputs must be the text to speak", param="inputs")
-    extra = {k: v for k, v in parameters.items() if k not in HF_GENERATION_KEYS}
-    if task == "tts":
-        item = options(SpeechOptions, {"input": text, **extra})
-        return await service.synthesize(task, model, TextItem(item))
-    sampling = {k: parameters[k] for k in ("temperature",) if k in parameters}
-    item = options(GenerationOptions, {"prompt": text, **sampling, **extra})
-    return await service.synthesize(task, model, TextItem(item), param="inputs")
+    spec = target.spec
+    honoured = set(spec.options.model_fields)
+    values = {k: v for k, v in parameters.items() if k not in HF_GENERATION_KEYS or k in honoured}
+    item = options(spec.options, {**values, spec.text_field: text})
+    return await service.synthesize(target, TextItem(item), param="inputs")
 
 
 @router.post(
@@ -183,14 +179,14 @@ async def speak(service: SonarayService, task: str, model: str, text: Any, param
 )
 async def run_model(service: Service, model: str, request: Request) -> Response:
     """Run ``model`` on raw audio or ``{"inputs", "parameters"}`` JSON, per its task."""
-    task = service.task_of(model)
+    target = service.target_of(model)
     media_type = _media_type(request)
     if media_type != "application/json" and not _is_audio(media_type):
         raise UnsupportedMediaType(
             f"content type {media_type!r} is not accepted: send audio bytes or application/json",
             param="content-type",
         )
-    if task not in AUDIO_TASKS and media_type != "application/json":
+    if not target.spec.reads_audio and media_type != "application/json":
         raise UnsupportedMediaType(
             f'model {model!r} takes text: send application/json {{"inputs": "..."}}',
             param="content-type",
@@ -198,11 +194,11 @@ async def run_model(service: Service, model: str, request: Request) -> Response:
     # Same bound as the Content-Length check in http.py, for bodies sent without one.
     body = await read_body(request, service.limits.max_upload_bytes + 64 * 1024)
     inputs, parameters = parse_payload(body, media_type)
-    if task in ("seq2seq", "ctc"):
-        return JSONResponse(await recognize(service, task, model, audio_bytes(inputs), parameters))
-    if task in AUDIO_TASKS:
-        return JSONResponse(await analyse(service, task, model, audio_bytes(inputs), parameters))
-    waveform = await speak(service, task, model, inputs, parameters)
+    if target.spec.transcribes:
+        return JSONResponse(await recognize(service, target, audio_bytes(inputs), parameters))
+    if target.spec.reads_audio:
+        return JSONResponse(await analyse(service, target, audio_bytes(inputs), parameters))
+    waveform = await speak(service, target, inputs, parameters)
     data, media = encode_audio(waveform.audio, waveform.sampling_rate, _accepted_format(request))
     return Response(
         data, media_type=media, headers={"x-sampling-rate": str(waveform.sampling_rate)}

@@ -18,13 +18,12 @@ app.include_router(hf_api.router)
 app.include_router(realtime.router)
 
 
-@serve.deployment(max_ongoing_requests=64)
+@serve.deployment
 @serve.ingress(app)
 class Router:
     """Authenticates, validates, decodes once, and dispatches to task deployments."""
 
-    def __init__(self, args: dict, handles: dict[str, DeploymentHandle]):
-        parsed = SonarayArgs.model_validate(args)
+    def __init__(self, args: SonarayArgs, handles: dict[str, DeploymentHandle]):
         install_service(
-            SonarayService(parsed, handles, load_api_keys(parsed.auth)), behind_serve_proxy=True
+            SonarayService(args, handles, load_api_keys(args.auth)), behind_serve_proxy=True
         )

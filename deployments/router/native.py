@@ -8,22 +8,16 @@ from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.responses import Response
 from pydantic import BaseModel, ValidationError
 from sonaray_client.types import (
-    Classification,
-    ClassificationOptions,
     GenerationOptions,
     ModelList,
     PipelineResult,
     SpeechOptions,
-    SpeechSegments,
-    Transcription,
-    TranscriptionOptions,
-    VadOptions,
 )
 
 from deployments.audio import encode_audio
 from deployments.errors import InvalidRequest
+from deployments.protocol import AudioItem, TaskSpec, TextItem, tasks_where
 from deployments.router.http import ERROR_RESPONSES, Service
-from deployments.tasks.base import AudioItem, TextItem
 
 router = APIRouter(responses=ERROR_RESPONSES)
 
@@ -35,6 +29,8 @@ AUDIO_RESPONSE = {200: {"content": {"audio/wav": {}}, "description": "Encoded au
 
 def json_object(raw: str | bytes | None, param: str = "options") -> dict:
     """A JSON object from a form field or body, or a 400 naming the field."""
+    if not isinstance(raw, str | bytes | None):
+        raise InvalidRequest(f"invalid {param}: expected a text field holding JSON", param=param)
     try:
         value = json.loads(raw) if raw else {}
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -70,28 +66,7 @@ async def list_models(service: Service) -> ModelList:
     return ModelList(data=await service.model_cards())
 
 
-AUDIO_TASKS = {
-    # task: (options type, result type, summary)
-    "seq2seq": (
-        TranscriptionOptions,
-        Transcription,
-        "Speech recognition/translation with an encoder-decoder model (Whisper).",
-    ),
-    "ctc": (
-        TranscriptionOptions,
-        Transcription,
-        "Speech recognition with a CTC model (wav2vec2, HuBERT), with word offsets.",
-    ),
-    "classify": (
-        ClassificationOptions,
-        Classification,
-        "Audio classification: top-k labels with scores.",
-    ),
-    "frames": (VadOptions, SpeechSegments, "Frame classification: voice activity / speakers."),
-}
-
-
-def _add_audio_route(task: str, options_type: type[BaseModel], result_type: type, summary: str):
+def _add_audio_route(spec: TaskSpec) -> None:
     """One route per audio-in task: decode once, then the task (ASR gets long-audio VAD).
 
     The module keeps real (not postponed) annotations: Serve pickles the app by value, and
@@ -101,24 +76,25 @@ def _add_audio_route(task: str, options_type: type[BaseModel], result_type: type
     async def route(
         service: Service, file: FileField, model: ModelField = None, options: OptionsField = None
     ):
-        parsed = parse_options(options, options_type)
+        parsed = parse_options(options, spec.options)
+        target = service.target(spec.id, model)
         data = await read_upload(file, service)
-        audio = await service.decode(data, file.filename, task, model)
-        if task in ("seq2seq", "ctc"):
-            return await service.transcribe(audio, parsed, task, model)
-        return await service.call(task, model, AudioItem(audio.audio, audio.sampling_rate, parsed))
+        audio = await service.decode(data, file.filename, target)
+        if spec.transcribes:
+            return await service.transcribe(audio, parsed, target)
+        return await service.call(target, AudioItem(audio.audio, audio.sampling_rate, parsed))
 
     router.post(
-        f"/v1/{task}",
+        f"/v1/{spec.id}",
         tags=["tasks"],
-        response_model=result_type,
-        summary=summary,
-        operation_id=f"{task}_v1",
+        response_model=spec.result,
+        summary=spec.summary,
+        operation_id=f"{spec.id}_v1",
     )(route)
 
 
-for _task, (_options, _result, _summary) in AUDIO_TASKS.items():
-    _add_audio_route(_task, _options, _result, _summary)
+for _spec in tasks_where(lambda spec: spec.reads_audio):
+    _add_audio_route(_spec)
 
 
 class SpeechRequest(SpeechOptions):
@@ -142,7 +118,7 @@ def audio_response(waveform, fmt: str) -> Response:
 async def tts(service: Service, body: SpeechRequest) -> Response:
     """Text to speech."""
     options = SpeechOptions.model_validate(body.model_dump(exclude={"model", "response_format"}))
-    waveform = await service.synthesize("tts", body.model, TextItem(options))
+    waveform = await service.synthesize(service.target("tts", body.model), TextItem(options))
     return audio_response(waveform, body.response_format)
 
 
@@ -184,27 +160,21 @@ async def generate(service: Service, request: Request) -> Response:
     prompt_audio = None
     if request.headers.get("content-type", "").startswith("multipart/form-data"):
         form = await request.form()
-        body = parse_options(
-            json.dumps(
-                {
-                    **json.loads(form.get("options") or "{}"),
-                    **{k: form[k] for k in ("model", "response_format") if form.get(k)},
-                }
-            ),
-            GenerateRequest,
-        )
+        fields = json_object(form.get("options"))
+        fields.update({k: form[k] for k in ("model", "response_format") if form.get(k)})
+        body = parse_options(fields, GenerateRequest)
+        target = service.target("generate", body.model)
         upload = form.get("file")
         if upload is not None and not isinstance(upload, str):
             data = await read_upload(upload, service)
-            prompt_audio = (
-                await service.decode(data, upload.filename, "generate", body.model)
-            ).audio
+            prompt_audio = (await service.decode(data, upload.filename, target)).audio
     else:
         body = parse_options(await request.body(), GenerateRequest, "body")
+        target = service.target("generate", body.model)
     options = GenerationOptions.model_validate(
         body.model_dump(exclude={"model", "response_format"})
     )
-    waveform = await service.synthesize("generate", body.model, TextItem(options, prompt_audio))
+    waveform = await service.synthesize(target, TextItem(options, prompt_audio))
     return audio_response(waveform, body.response_format)
 
 
@@ -216,7 +186,7 @@ async def pipeline(
     per_step = json_object(options)
     first = service.pipeline_steps(name)[0]
     data = await read_upload(file, service)
-    audio = await service.decode(data, file.filename, first.task, first.model)
+    audio = await service.decode(data, file.filename, first)
     state = await service.pipeline(name, audio, per_step)
     audio_b64 = rate = None
     if state.waveform is not None:

@@ -23,10 +23,10 @@ from transformers.models.whisper.tokenization_whisper import LANGUAGES
 
 from deployments.audio import encode_audio, resample
 from deployments.errors import InvalidRequest
+from deployments.protocol import ROLES, Target, TextItem
 from deployments.router.http import ERROR_RESPONSES, Service
 from deployments.router.native import read_upload
 from deployments.router.service import SonarayService
-from deployments.tasks.base import TextItem
 
 router = APIRouter(prefix="/v1/audio", tags=["openai"], responses=ERROR_RESPONSES)
 
@@ -61,16 +61,18 @@ Granularities = Annotated[
 ]
 
 
-def _asr_model(service: SonarayService, model: str, translate: bool) -> tuple[str, str | None]:
-    """(task, model) for a transcription; OpenAI names pick the seq2seq default."""
+def _asr_target(service: SonarayService, model: str, translate: bool) -> Target:
+    """The target of a transcription; OpenAI names pick the default transcription model."""
     if not model or model in OPENAI_ASR_MODELS:
-        return "seq2seq", None
-    task = service.task_of(model)
-    allowed = ("seq2seq",) if translate else ("seq2seq", "ctc")
-    if task not in allowed:
+        return service.target(ROLES.transcribe)
+    target = service.target_of(model)
+    able = target.spec.translates if translate else target.spec.transcribes
+    if not able:
         what = "translate" if translate else "transcribe"
-        raise InvalidRequest(f"model {model!r} serves {task!r} and cannot {what}", param="model")
-    return task, model
+        raise InvalidRequest(
+            f"model {model!r} serves {target.task!r} and cannot {what}", param="model"
+        )
+    return target
 
 
 def language_name(code: str | None) -> str:
@@ -143,7 +145,7 @@ async def _recognize(
     temperature: float,
     granularities: list[str] | None,
 ) -> Response:
-    task, name = _asr_model(service, model, translate)
+    target = _asr_target(service, model, translate)
     words = response_format == "verbose_json" and "word" in (granularities or [])
     options = TranscriptionOptions(
         task="translate" if translate else "transcribe",
@@ -153,8 +155,8 @@ async def _recognize(
         timestamps="word" if words else "segment",
     )
     data = await read_upload(file, service)
-    audio = await service.decode(data, file.filename, task, name)
-    result = await service.transcribe(audio, options, task, name)
+    audio = await service.decode(data, file.filename, target)
+    result = await service.transcribe(audio, options, target)
     return transcript_response(result, response_format, options.task, temperature, words)
 
 
@@ -265,13 +267,18 @@ def encode_speech(audio: np.ndarray, rate: int, fmt: str) -> tuple[bytes, str]:
 async def speech(service: Service, body: OpenAISpeechRequest) -> Response:
     """Text to speech (OpenAI ``audio.speech.create``)."""
     check_speech_format(body.response_format)
-    model = None if body.model in OPENAI_TTS_MODELS else body.model
-    if model is not None and service.task_of(model) != "tts":
-        raise InvalidRequest(f"model {model!r} is not a text-to-speech model", param="model")
+    if body.model in OPENAI_TTS_MODELS:
+        target = service.target(ROLES.speak)
+    else:
+        target = service.target_of(body.model)
+        if target.task != ROLES.speak:
+            raise InvalidRequest(
+                f"model {body.model!r} is not a text-to-speech model", param="model"
+            )
     voice = body.voice.id if isinstance(body.voice, VoiceRef) else body.voice
     options = SpeechOptions(
         input=body.input, voice=None if voice in OPENAI_VOICES else voice, speed=body.speed
     )
-    waveform = await service.synthesize("tts", model, TextItem(options))
+    waveform = await service.synthesize(target, TextItem(options))
     data, media_type = encode_speech(waveform.audio, waveform.sampling_rate, body.response_format)
     return Response(data, media_type=media_type)

@@ -12,26 +12,33 @@ from typing import Any
 
 import ray
 from ray.serve.exceptions import BackPressureError, DeploymentUnavailableError
-from sonaray_client.types import (
-    ModelCard,
-    SpeechSegments,
-    Transcription,
-    TranscriptionOptions,
-    VadOptions,
-)
+from sonaray_client.types import ModelCard, SpeechSegments, Transcription, TranscriptionOptions
 
 from deployments.audio import DecodedAudio, decode_audio, resample
-from deployments.config import SonarayArgs, StepConfig
+from deployments.config import SonarayArgs
 from deployments.errors import (
-    InvalidRequest,
     ModelNotFound,
     Overloaded,
     PayloadTooLarge,
     SonarayError,
     UnsupportedMediaType,
 )
-from deployments.graph.runner import PipelineState, merge_segments, run_pipeline, transcribe_chunks
-from deployments.tasks.base import AudioItem, TextItem, Waveform, check_text
+from deployments.graph.runner import (
+    PipelineContext,
+    PipelineState,
+    merge_segments,
+    run_pipeline,
+    transcribe_chunks,
+)
+from deployments.protocol import (
+    ROLES,
+    TASKS,
+    AudioItem,
+    Target,
+    TextItem,
+    Waveform,
+    check_text,
+)
 
 RETRYABLE = (ray.exceptions.ActorDiedError, ray.exceptions.ActorUnavailableError)
 
@@ -44,51 +51,57 @@ class SonarayService:
         self.api_keys = api_keys
         self.limits = args.limits
         self.handles = handles
-        self._rates: dict[tuple[str, str], int] = {}
+        self._rates: dict[Target, int] = {}
+        # Pipelines are fixed by the config: resolve their steps once, not per request.
+        self._pipelines = {
+            name: [self.target(s.task, s.model) for s in args.steps(name)]
+            for name in args.pipelines
+        }
 
     # --- models ---------------------------------------------------------------------
 
-    def model_for(self, task: str, model: str | None) -> str:
-        """The model name serving ``task``: the one asked for, or the task's default."""
+    def target(self, task: str, model: str | None = None) -> Target:
+        """The (task, model) a request runs on: the model asked for, or the task's default."""
         if task not in self.handles:
             raise ModelNotFound(f"this cluster serves no {task!r} models", param="model")
-        if model is None or model == "":
-            return self.args.default_model(task).name
+        if not model:
+            return Target(TASKS[task], self.args.default_model(task).name)
         names = [m.name for m in self.args.models_for(task)]
         if model not in names:
             raise ModelNotFound(
                 f"model {model!r} does not serve task {task!r}; available: {names}", param="model"
             )
-        return model
+        return Target(TASKS[task], model)
 
-    def task_of(self, model: str) -> str:
+    def target_of(self, model: str) -> Target:
+        """The target of a served model's name, whatever its task."""
         for m in self.args.models:
             if m.name == model:
-                return m.task
+                return Target(TASKS[m.task], m.name)
         names = [m.name for m in self.args.models]
         raise ModelNotFound(f"unknown model {model!r}; available: {names}", param="model")
+
+    def serves(self, task: str) -> bool:
+        return task in self.handles
 
     async def model_cards(self) -> list[ModelCard]:
         lists = await asyncio.gather(*(h.model_cards.remote() for h in self.handles.values()))
         return [card for cards in lists for card in cards]
 
-    async def sampling_rate(self, task: str, model: str | None) -> int:
-        name = self.model_for(task, model)
-        key = (task, name)
-        if key not in self._rates:
-            handle = self.handles[task].options(
-                method_name="sampling_rate", multiplexed_model_id=name
+    async def sampling_rate(self, target: Target) -> int:
+        if target not in self._rates:
+            handle = self.handles[target.task].options(
+                method_name="sampling_rate", multiplexed_model_id=target.model
             )
-            self._rates[key] = await self._guarded(handle.remote, name)
-        return self._rates[key]
+            self._rates[target] = await self._guarded(handle.remote, target.model)
+        return self._rates[target]
 
     # --- calls ----------------------------------------------------------------------
 
-    async def call(self, task: str, model: str | None, item: Any) -> Any:
+    async def call(self, target: Target, item: Any) -> Any:
         """One request to a task deployment; a replica that died is retried once."""
-        name = self.model_for(task, model)
-        handle = self.handles[task].options(multiplexed_model_id=name)
-        return await self._guarded(handle.remote, name, item)
+        handle = self.handles[target.task].options(multiplexed_model_id=target.model)
+        return await self._guarded(handle.remote, target.model, item)
 
     async def _guarded(self, send, name: str, *args: Any) -> Any:
         for attempt in range(2):
@@ -122,80 +135,66 @@ class SonarayService:
                     f"format {ext!r} is not accepted; allowed: {allowed}", param="file"
                 )
 
-    async def decode(
-        self, data: bytes, filename: str | None, task: str, model: str | None
-    ) -> DecodedAudio:
-        """Check limits, decode once, resample to the model's rate."""
+    async def decode(self, data: bytes, filename: str | None, target: Target) -> DecodedAudio:
+        """Check limits, decode once, resample to the target model's rate."""
         self.check_upload(data, filename)
-        rate = await self.sampling_rate(task, model)
-        decoded = await asyncio.to_thread(
+        rate = await self.sampling_rate(target)
+        return await asyncio.to_thread(
             decode_audio, data, target_rate=rate, max_seconds=self.limits.max_audio_seconds
         )
-        return decoded
 
     def check_text(self, text: str, param: str = "input") -> str:
         return check_text(text, max_chars=self.limits.max_text_chars, param=param)
 
     # --- tasks ----------------------------------------------------------------------
 
+    async def segment(self, audio: DecodedAudio) -> SpeechSegments:
+        """Speech segments of ``audio`` from the default voice-activity model."""
+        vad = self.target(ROLES.segment)
+        vad_rate = await self.sampling_rate(vad)
+        vad_audio = resample(audio.audio, audio.sampling_rate, vad_rate)
+        options = vad.spec.parse_options({})
+        return await self.call(vad, AudioItem(vad_audio, vad_rate, options))
+
+    def long_audio(self, audio: DecodedAudio) -> bool:
+        """Whether a transcription of ``audio`` goes through VAD chunking."""
+        return audio.duration > self.limits.long_audio_seconds and self.serves(ROLES.segment)
+
     async def transcribe(
-        self,
-        audio: DecodedAudio,
-        options: TranscriptionOptions,
-        task: str = "seq2seq",
-        model: str | None = None,
+        self, audio: DecodedAudio, options: TranscriptionOptions, target: Target
     ) -> Transcription:
         """ASR; audio longer than ``long_audio_seconds`` is cut at VAD segments first."""
-        if audio.duration <= self.limits.long_audio_seconds or "frames" not in self.handles:
-            return await self.call(
-                task, model, AudioItem(audio.audio, audio.sampling_rate, options)
-            )
-        vad_rate = await self.sampling_rate("frames", None)
-        vad_audio = resample(audio.audio, audio.sampling_rate, vad_rate)
-        found: SpeechSegments = await self.call(
-            "frames", None, AudioItem(vad_audio, vad_rate, VadOptions())
-        )
+        if not self.long_audio(audio):
+            return await self.call(target, AudioItem(audio.audio, audio.sampling_rate, options))
+        found = await self.segment(audio)
         chunks = merge_segments(found.segments, self.limits.chunk_seconds, audio.duration)
         result = await transcribe_chunks(
-            self.call, task, model, audio.audio, audio.sampling_rate, chunks, options
+            self.call, target, audio.audio, audio.sampling_rate, chunks, options
         )
-        return result.model_copy(update={"model": self.model_for(task, model)})
+        return result.model_copy(update={"model": target.model})
 
     async def synthesize(
-        self, task: str, model: str | None, item: TextItem, *, param: str | None = None
+        self, target: Target, item: TextItem, *, param: str | None = None
     ) -> Waveform:
         """Text to audio (``tts`` speaks ``input``, ``generate`` plays ``prompt``), with the
         text limit checked first; ``param`` names the field in errors."""
-        if task == "tts":
-            text, field = item.options.input, "input"
-        else:
-            text, field = item.options.prompt, "prompt"
-        self.check_text(text, param=param or field)
-        return await self.call(task, model, item)
+        field = target.spec.text_field
+        self.check_text(target.spec.text_of(item.options), param=param or field)
+        return await self.call(target, item)
 
-    def pipeline_steps(self, name: str) -> list[StepConfig]:
-        if name not in self.args.pipelines:
+    def pipeline_steps(self, name: str) -> list[Target]:
+        if name not in self._pipelines:
             raise ModelNotFound(
-                f"unknown pipeline {name!r}; available: {sorted(self.args.pipelines)}", param="name"
+                f"unknown pipeline {name!r}; available: {sorted(self._pipelines)}", param="name"
             )
-        return [
-            step.model_copy(update={"model": self.model_for(step.task, step.model)})
-            for step in self.args.steps(name)
-        ]
+        return self._pipelines[name]
 
     async def pipeline(self, name: str, audio: DecodedAudio, options: dict) -> PipelineState:
-        steps = self.pipeline_steps(name)
-        unknown = set(options) - {s.task for s in steps}
-        if unknown:
-            raise InvalidRequest(
-                f"options for step(s) {sorted(unknown)} not in pipeline {name!r}", param="options"
-            )
-        return await run_pipeline(
-            self.call,
-            steps,
-            audio.audio,
-            audio.sampling_rate,
-            options,
-            self.limits.chunk_seconds,
-            self.sampling_rate,
+        context = PipelineContext(
+            call=self.call,
+            rate=self.sampling_rate,
+            chunk_seconds=self.limits.chunk_seconds,
+            max_text_chars=self.limits.max_text_chars,
         )
+        steps = self.pipeline_steps(name)
+        return await run_pipeline(context, steps, audio.audio, audio.sampling_rate, options)

@@ -64,7 +64,7 @@ class BatchingConfig:
         return {k: cls.FIELDS[k](v) for k, v in user_config.items()}
 
 
-@serve.deployment(max_ongoing_requests=32, health_check_period_s=10)
+@serve.deployment
 class TaskDeployment:
     """Serves one task family: loads its engines, batches requests, reports metrics."""
 

@@ -1,4 +1,4 @@
-"""What every task engine shares: the Engine protocol, request items, device and threads.
+"""What every task engine shares: the Engine protocol, audio checks, device and threads.
 
 Engines are plain Python (no Ray): ``load`` once, then ``forward(items) -> results``,
 batch-first, same length and order as ``items``. Audio arrives as float32 mono at the
@@ -9,54 +9,18 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Generic, Protocol, TypeVar, runtime_checkable
+from typing import ClassVar, Protocol, TypeVar, runtime_checkable
 
 import numpy as np
 
-from deployments.errors import InvalidAudio, InvalidRequest, PayloadTooLarge
+from deployments.errors import InvalidAudio, PayloadTooLarge
+from deployments.protocol import AudioItem
 
 logger = logging.getLogger("sonaray.engine")
 
-OptionsT = TypeVar("OptionsT")
 InT = TypeVar("InT", contravariant=True)
 OutT = TypeVar("OutT", covariant=True)
-
-
-@dataclass
-class AudioItem(Generic[OptionsT]):
-    """One audio request: mono float32 samples, their rate (must equal the engine's), options."""
-
-    audio: np.ndarray
-    sampling_rate: int
-    options: OptionsT
-
-
-@dataclass
-class TextItem(Generic[OptionsT]):
-    """One text request (tts, generate); ``audio`` is an optional reference/prompt clip.
-
-    ``sampling_rate`` is the rate of ``audio``; None means it is already at the rate the
-    engine documents for reference audio.
-    """
-
-    options: OptionsT
-    audio: np.ndarray | None = None
-    sampling_rate: int | None = None
-
-
-@dataclass
-class Waveform:
-    """Generated audio: mono float32 in [-1, 1] at ``sampling_rate``."""
-
-    audio: np.ndarray
-    sampling_rate: int
-    extras: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def duration(self) -> float:
-        return len(self.audio) / self.sampling_rate
 
 
 @runtime_checkable
@@ -121,17 +85,6 @@ def check_audio(
     if not np.all(np.isfinite(audio)):
         raise InvalidAudio("audio contains NaN or infinite samples", param="file")
     return np.ascontiguousarray(audio, dtype=np.float32)
-
-
-def check_text(text: str, *, max_chars: int | None, param: str = "input") -> str:
-    """Raise a typed error for empty or over-long text; return it stripped."""
-    if not isinstance(text, str) or not text.strip():
-        raise InvalidRequest("text is empty", param=param)
-    if max_chars is not None and len(text) > max_chars:
-        raise PayloadTooLarge(
-            f"text is {len(text)} characters; the limit is {max_chars}", param=param
-        )
-    return text.strip()
 
 
 def model_dir(path: str | Path) -> Path:

@@ -13,7 +13,7 @@ import numpy as np
 from sonaray_client.types import Classification, ClassificationOptions, LabelScore
 
 from deployments.errors import ConfigError
-from deployments.tasks.base import AudioItem
+from deployments.protocol import AudioItem
 from deployments.tasks.hf_audio import HFAudioEngine
 
 # Kaldi fbank framing used by ASTFeatureExtractor: 25 ms windows every 10 ms.

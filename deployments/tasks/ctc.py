@@ -13,7 +13,7 @@ from sonaray_client.types import (
 )
 
 from deployments.errors import InvalidRequest
-from deployments.tasks.base import AudioItem
+from deployments.protocol import AudioItem
 from deployments.tasks.hf_audio import Chunker, HFAudioEngine
 
 

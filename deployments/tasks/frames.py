@@ -12,7 +12,7 @@ import numpy as np
 from sonaray_client.types import SpeechSegments, VadOptions
 
 from deployments.errors import ConfigError, InvalidRequest
-from deployments.tasks.base import AudioItem
+from deployments.protocol import AudioItem
 from deployments.tasks.hf_audio import Chunker, HFAudioEngine
 from deployments.tasks.segments import probabilities_to_segments
 from deployments.tasks.vad_stream import VadBlock

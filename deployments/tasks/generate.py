@@ -20,17 +20,8 @@ import torch
 from sonaray_client.types import GenerationOptions
 
 from deployments.errors import InvalidAudio, PayloadTooLarge
-from deployments.tasks.base import (
-    AudioItem,
-    TextItem,
-    Waveform,
-    check_audio,
-    check_text,
-    logger,
-    model_dir,
-    pick_device,
-    set_torch_threads,
-)
+from deployments.protocol import AudioItem, TextItem, Waveform, check_text
+from deployments.tasks.base import check_audio, logger, model_dir, pick_device, set_torch_threads
 from deployments.tasks.sampling import SeededSampler, resolve_seed
 
 GenerationItem = TextItem[GenerationOptions]

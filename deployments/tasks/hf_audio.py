@@ -18,7 +18,8 @@ from typing import Any, ClassVar
 import numpy as np
 
 from deployments.errors import ConfigError, ModelError, ModelNotFound
-from deployments.tasks.base import AudioItem, check_audio, pick_device
+from deployments.protocol import AudioItem
+from deployments.tasks.base import check_audio, pick_device
 
 logger = logging.getLogger("sonaray.engine")
 

@@ -26,7 +26,8 @@ from piper.voice import PiperVoice
 from sonaray_client.types import SpeechOptions
 
 from deployments.errors import InvalidRequest, ModelNotFound
-from deployments.tasks.base import TextItem, Waveform, check_text, model_dir
+from deployments.protocol import TextItem, Waveform, check_text
+from deployments.tasks.base import model_dir
 
 logger = logging.getLogger("sonaray.engine.piper")
 

@@ -34,7 +34,8 @@ import numpy as np
 from sonaray_client.types import Transcription, TranscriptionOptions, TranscriptSegment, WordTiming
 
 from deployments.errors import InvalidRequest, ModelNotFound
-from deployments.tasks.base import AudioItem, check_audio, pick_device, set_torch_threads
+from deployments.protocol import AudioItem
+from deployments.tasks.base import check_audio, pick_device, set_torch_threads
 from deployments.tasks.whisper_decode import ChunkResult, WhisperDecoder
 from deployments.tasks.whisper_timestamps import peak_dbfs, plan_chunks
 

@@ -22,7 +22,8 @@ import onnxruntime as ort
 from sonaray_client.types import SpeechSegments, VadOptions
 
 from deployments.errors import InvalidAudio, ModelNotFound
-from deployments.tasks.base import AudioItem, check_audio, model_dir
+from deployments.protocol import AudioItem
+from deployments.tasks.base import check_audio, model_dir
 from deployments.tasks.segments import probabilities_to_segments
 from deployments.tasks.vad_stream import VadBlock, VadScores, VadState
 

@@ -7,7 +7,7 @@ import torch
 
 from deployments.errors import InvalidRequest
 from deployments.tasks.base import logger
-from deployments.tasks.tts import SpeechEngine, SpeechItem
+from deployments.tasks.speech_engine import SpeechEngine, SpeechItem
 
 
 class BarkEngine(SpeechEngine):

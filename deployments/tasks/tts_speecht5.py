@@ -9,12 +9,9 @@ import torch
 
 from deployments.errors import InvalidRequest
 from deployments.models.store import resolve
-from deployments.tasks.base import (
-    AudioItem,
-    check_audio,
-    logger,
-)
-from deployments.tasks.tts import SpeechEngine, SpeechItem
+from deployments.protocol import AudioItem
+from deployments.tasks.base import check_audio, logger
+from deployments.tasks.speech_engine import SpeechEngine, SpeechItem
 
 DEFAULT_VOICE = "default"
 

@@ -9,7 +9,8 @@ from sonaray_client.types import Classification, ClassificationOptions
 
 from deployments.errors import ConfigError
 from deployments.models.builders.tiny_audio import KS_LABELS, SOUND_EVENTS
-from deployments.tasks.base import AudioItem, Engine
+from deployments.protocol import AudioItem
+from deployments.tasks.base import Engine
 from deployments.tasks.classify import AudioClassificationEngine
 from deployments.tasks.registry import load_engine
 

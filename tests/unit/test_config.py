@@ -76,6 +76,27 @@ def test_user_config_rejects_unknown_fields():
         BatchingConfig.validate({"max_batch": 4})
 
 
+def test_a_misspelt_engine_option_fails_the_build_naming_it():
+    voice = {**TTS, "options": {"noise_scal": 0.0}}
+    with pytest.raises(ConfigError, match=r"noise_scal.*piper engine.*noise_scale"):
+        build_app({"models": [voice]})
+    # the same option spelt right builds
+    build_app({"models": [{**TTS, "options": {"noise_scale": 0.0}}]})
+
+
+def test_options_of_a_dispatching_engine_are_those_of_the_engines_it_picks():
+    speecht5 = {"name": "tiny-speecht5", "task": "tts", "options": {"xvector_modle": "x"}}
+    with pytest.raises(ConfigError, match="xvector_modle"):
+        build_app({"models": [speecht5]})
+    build_app({"models": [{**speecht5, "options": {"xvector_model": "tiny-xvector"}}]})
+
+
+def test_the_router_gets_the_validated_args_not_a_dict():
+    app = build_app({"models": [ASR]})
+    router_args = app._bound_deployment.init_args
+    assert router_args[0] == parse_args({"models": [ASR]})
+
+
 S2S = {"speech-to-speech": ["frames", "seq2seq", "tts"], "long": ["frames", "seq2seq"]}
 
 

@@ -9,7 +9,8 @@ from audio_task_fixtures import BAD_AUDIO, SR, clips, items, wav2vec2_frames
 from sonaray_client.types import Transcription, TranscriptionOptions, WordTiming
 
 from deployments.errors import ConfigError, InvalidRequest, ModelNotFound
-from deployments.tasks.base import AudioItem, Engine
+from deployments.protocol import AudioItem
+from deployments.tasks.base import Engine
 from deployments.tasks.ctc import CTCEngine
 from deployments.tasks.registry import load_engine
 

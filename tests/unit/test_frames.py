@@ -9,7 +9,8 @@ from sonaray_client.types import SpeechSegments, VadOptions
 
 from deployments.errors import ConfigError, InvalidRequest
 from deployments.models.builders.tiny_audio import SPEAKER_LABELS
-from deployments.tasks.base import AudioItem, Engine
+from deployments.protocol import AudioItem
+from deployments.tasks.base import Engine
 from deployments.tasks.frames import FrameClassificationEngine
 from deployments.tasks.registry import load_engine
 from deployments.tasks.vad_stream import VadBlock

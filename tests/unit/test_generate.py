@@ -7,7 +7,7 @@ import pytest
 from sonaray_client.types import GenerationOptions
 
 from deployments.errors import InvalidAudio, InvalidRequest, PayloadTooLarge
-from deployments.tasks.base import TextItem
+from deployments.protocol import TextItem
 from deployments.tasks.generate import MusicgenEngine
 
 

@@ -25,9 +25,9 @@ from sonaray_client.types import (
 )
 
 from deployments.config import SonarayArgs
+from deployments.protocol import Waveform
 from deployments.router import hf_api, http, native, openai_api
 from deployments.router.service import SonarayService
-from deployments.tasks.base import Waveform
 
 KEY = "s3cret-key"
 RATE = 16000

@@ -273,7 +273,8 @@ def test_auto_replicas_without_a_maximum_is_refused():
 
 def test_cpu_variant_refuses_deployments_that_ask_for_gpus():
     config = render.load_serve_config(SERVE_CONFIG)
-    config["applications"][0]["deployments"][1]["ray_actor_options"]["num_gpus"] = 0.5
+    seq2seq = config["applications"][0]["deployments"][1]
+    seq2seq.setdefault("ray_actor_options", {"num_cpus": 1})["num_gpus"] = 0.5
     with pytest.raises(ConfigError, match="num_gpus"):
         render.render(config, gpu=False)
 

@@ -8,7 +8,8 @@ from sonaray_client.types import SpeechOptions
 from speech import SENTENCES, synthesize, words
 
 from deployments.errors import InvalidRequest, PayloadTooLarge
-from deployments.tasks.base import Engine, TextItem, Waveform
+from deployments.protocol import TextItem, Waveform
+from deployments.tasks.base import Engine
 from deployments.tasks.piper_tts import PiperEngine
 from deployments.tasks.registry import load_engine
 

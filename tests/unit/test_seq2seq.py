@@ -10,7 +10,7 @@ import pytest
 from sonaray_client.types import Transcription, TranscriptionOptions
 
 from deployments.errors import InvalidAudio, InvalidRequest, PayloadTooLarge
-from deployments.tasks.base import AudioItem
+from deployments.protocol import AudioItem
 from deployments.tasks.seq2seq import WhisperEngine
 from deployments.tasks.whisper_timestamps import plan_chunks, split_timestamped
 from tests.audio_task_fixtures import SR, clips, nan_clip

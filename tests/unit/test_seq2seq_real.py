@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from sonaray_client.types import TranscriptionOptions
 
-from deployments.tasks.base import AudioItem
+from deployments.protocol import AudioItem
 from deployments.tasks.seq2seq import WhisperEngine
 from tests.speech import SENTENCES, long_clip, synthesize
 

@@ -8,7 +8,8 @@ from sonaray_client.types import SpeechSegments, VadOptions
 from speech import SENTENCES, long_clip, synthesize
 
 from deployments.errors import InvalidAudio, PayloadTooLarge
-from deployments.tasks.base import AudioItem, Engine
+from deployments.protocol import AudioItem
+from deployments.tasks.base import Engine
 from deployments.tasks.registry import load_engine
 from deployments.tasks.silero_vad import SileroVadEngine
 from deployments.tasks.vad_stream import VadBlock

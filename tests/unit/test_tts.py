@@ -7,8 +7,9 @@ import pytest
 from sonaray_client.types import SpeechOptions
 
 from deployments.errors import ConfigError, InvalidAudio, InvalidRequest, PayloadTooLarge
-from deployments.tasks.base import TextItem
-from deployments.tasks.tts import load_tts_engine, split_sentences
+from deployments.protocol import TextItem
+from deployments.tasks.speech_engine import split_sentences
+from deployments.tasks.tts import load_tts_engine
 from deployments.tasks.tts_bark import BarkEngine
 from deployments.tasks.tts_speecht5 import SpeechT5Engine
 from deployments.tasks.tts_vits import VitsEngine
