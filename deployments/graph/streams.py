@@ -19,14 +19,17 @@ from typing import Any, TypeVar
 import numpy as np
 from sonaray_client.types import SpeechOptions, Transcription, TranscriptionOptions
 
+from deployments.errors import InvalidRequest
 from deployments.graph.runner import Call, shift
-from deployments.tasks.base import AudioItem, TextItem, Waveform
+from deployments.protocol import AudioItem, Target, TextItem, Waveform
 
 T = TypeVar("T")
-# The task and model a stream calls; ``call(*target, item)`` sends one item there.
-Target = tuple[str, str | None]
 
 MAX_SENTENCE_CHARS = 250
+# Calls in flight per stream: enough to batch a request's pieces together, few enough that
+# a client who leaves wastes little and a slow reader holds little.
+SENTENCE_WINDOW = 3
+CHUNK_WINDOW = 4
 # Words that end in a full stop without ending the sentence.
 ABBREVIATIONS = frozenset(
     [
@@ -125,25 +128,30 @@ def _cut(sentence: str, max_chars: int) -> list[str]:
 
 
 async def ordered(makers: Iterable[Callable[[], Awaitable[T]]], window: int) -> AsyncIterator[T]:
-    """Await ``makers``' calls with at most ``window`` started and not yet yielded; yield
-    their results in order, and cancel the ones still pending when the consumer stops."""
+    """Await ``makers``' calls and yield their results in order, cancelling the ones still
+    pending when the consumer stops.
+
+    The first call goes alone, so the first result is not held back by a batch of its
+    successors (a padded batch finishes with its longest item); after it, up to ``window``
+    are started and not yet yielded.
+    """
     if window < 1:
         raise ValueError("window must be at least 1")
     makers = iter(makers)
     pending: deque[asyncio.Future[T]] = deque()
+    limit = 1
 
-    def start_next() -> None:
-        make = next(makers, None)
-        if make is not None:
+    def top_up() -> None:
+        while len(pending) < limit and (make := next(makers, None)) is not None:
             pending.append(asyncio.ensure_future(make()))
 
     try:
-        for _ in range(window):
-            start_next()
+        top_up()
         while pending:
             result = await pending[0]
             pending.popleft()
-            start_next()
+            limit = window
+            top_up()
             yield result
     finally:
         for future in pending:
@@ -158,14 +166,17 @@ def sentence_seed(seed: int | None, index: int) -> int | None:
 
 
 async def speak_sentences(
-    call: Call, target: Target, options: SpeechOptions, window: int = 3
+    call: Call, target: Target, options: SpeechOptions, window: int = SENTENCE_WINDOW
 ) -> AsyncIterator[Waveform]:
     """Speech of ``options.input``, one tts call per sentence, yielded in order.
 
     Every sentence keeps the request's voice and speed; up to ``window`` are in flight at
-    once, so they share the tts deployment's batches.
+    once, so they share the tts deployment's batches. Text without a word to speak is an
+    ``InvalidRequest``, raised on the first ``anext``.
     """
     sentences = split_sentences(options.input)
+    if not sentences:
+        raise InvalidRequest("text has nothing to speak", param="input")
     items = [
         TextItem(options.model_copy(update={"input": text, "seed": sentence_seed(options.seed, i)}))
         for i, text in enumerate(sentences)
@@ -183,7 +194,7 @@ async def transcribe_chunks_stream(
     rate: int,
     chunks: list[tuple[float, float]],
     options: TranscriptionOptions,
-    window: int = 4,
+    window: int = CHUNK_WINDOW,
 ) -> AsyncIterator[Transcription]:
     """Each chunk's transcription in order, its timestamps shifted to the file's time.
 
@@ -201,4 +212,4 @@ async def transcribe_chunks_stream(
 
 
 def _caller(call: Call, target: Target, item: Any) -> Callable[[], Awaitable[Any]]:
-    return lambda: call(*target, item)
+    return lambda: call(target, item)

@@ -20,7 +20,7 @@ from deployments.graph.streams import (
     split_sentences,
     transcribe_chunks_stream,
 )
-from deployments.tasks.base import Waveform
+from deployments.protocol import TASKS, Target, Waveform
 
 
 def test_sentences_split_at_their_ends_only():
@@ -52,8 +52,12 @@ def test_no_empty_pieces_and_long_sentences_are_cut_at_commas_then_spaces():
     assert all(len(p) <= 20 for p in split_sentences("word " * 50, max_chars=20))
 
 
+def target(task: str, model: str | None) -> Target:
+    return Target(TASKS[task], model or f"default-{task}")
+
+
 class FakeTasks:
-    """A ``call(task, model, item)`` whose replies the test releases one by one."""
+    """A ``call(target, item)`` whose replies the test releases one by one."""
 
     def __init__(self):
         self.started: list = []
@@ -62,9 +66,9 @@ class FakeTasks:
         self.in_flight = 0
         self.most_in_flight = 0
 
-    async def call(self, task, model, item):
+    async def call(self, target, item):
         index = len(self.started)
-        self.started.append((task, model, item))
+        self.started.append((target.task, target.model, item))
         gate = self.gates.setdefault(index, asyncio.Event())
         self.in_flight += 1
         self.most_in_flight = max(self.most_in_flight, self.in_flight)
@@ -97,15 +101,20 @@ FIVE = "One. Two two. Three three three. Four. Five five."
 async def test_sentences_are_spoken_in_order_with_a_bounded_window():
     tasks = FakeTasks()
     options = SpeechOptions(input=FIVE, voice="joe", speed=1.5, seed=7)
-    stream = speak_sentences(tasks.call, ("tts", "piper"), options, window=2)
+    stream = speak_sentences(tasks.call, target("tts", "piper"), options, window=2)
     first = asyncio.ensure_future(anext(stream))
     await settle()
-    assert len(tasks.started) == 2  # the window, not the whole text
-    tasks.release(1)  # a later sentence finishing first is held back
+    assert len(tasks.started) == 1  # the first sentence goes alone: nothing holds it back
+    tasks.release(0)
+    assert (await first).extras["text"] == "One."
+    second = asyncio.ensure_future(anext(stream))
     await settle()
-    assert not first.done() and len(tasks.started) == 2
-    tasks.release(0, 2, 3, 4)
-    waves = [await first] + [w async for w in stream]
+    assert len(tasks.started) == 3  # then the window: two started, none yielded
+    tasks.release(2)  # a later sentence finishing first is held back
+    await settle()
+    assert not second.done() and len(tasks.started) == 3
+    tasks.release(1, 3, 4)
+    waves = [await first, await second] + [w async for w in stream]
     assert [w.extras["text"] for w in waves] == split_sentences(FIVE)
     assert tasks.most_in_flight == 2
     sent = [item.options for _, _, item in tasks.started]
@@ -116,7 +125,7 @@ async def test_sentences_are_spoken_in_order_with_a_bounded_window():
 
 async def test_a_stream_given_up_cancels_its_pending_calls():
     tasks = FakeTasks()
-    stream = speak_sentences(tasks.call, ("tts", None), SpeechOptions(input=FIVE), window=3)
+    stream = speak_sentences(tasks.call, target("tts", None), SpeechOptions(input=FIVE), window=3)
     tasks.release(0)
     await anext(stream)
     await settle()
@@ -128,28 +137,30 @@ async def test_a_stream_given_up_cancels_its_pending_calls():
 
 async def test_a_cancelled_consumer_cancels_the_calls_it_waits_on():
     tasks = FakeTasks()
-    stream = speak_sentences(tasks.call, ("tts", None), SpeechOptions(input=FIVE), window=3)
+    stream = speak_sentences(tasks.call, target("tts", None), SpeechOptions(input=FIVE), window=3)
 
     async def consume():
         async for _ in stream:
             pass
 
+    tasks.release(0)
     consumer = asyncio.ensure_future(consume())
     await settle()
+    assert tasks.in_flight == 3
     consumer.cancel()
     with pytest.raises(asyncio.CancelledError):
         await consumer
-    assert sorted(tasks.cancelled) == [0, 1, 2] and tasks.in_flight == 0
+    assert sorted(tasks.cancelled) == [1, 2, 3] and tasks.in_flight == 0
 
 
 async def test_an_error_in_a_call_ends_the_stream_and_cancels_the_rest():
-    async def call(task, model, item):
+    async def call(target, item):
         if item.options.input.startswith("Two"):
             raise ValueError("engine failed")
         await asyncio.sleep(0 if item.options.input.startswith("One") else 10)
         return Waveform(np.zeros(1, np.float32), 16000)
 
-    stream = speak_sentences(call, ("tts", None), SpeechOptions(input=FIVE), window=3)
+    stream = speak_sentences(call, target("tts", None), SpeechOptions(input=FIVE), window=3)
     assert (await anext(stream)).sampling_rate == 16000
     with pytest.raises(ValueError, match="engine failed"):
         await anext(stream)
@@ -176,12 +187,16 @@ async def test_chunks_stream_in_order_with_file_times_like_stitch():
     chunks = [(0.0, 10.0), (10.0, 25.0), (25.0, 31.5), (31.5, 40.0)]
     options = TranscriptionOptions()
     stream = transcribe_chunks_stream(
-        tasks.call, ("seq2seq", "tiny"), audio, rate, chunks, options, window=2
+        tasks.call, target("seq2seq", "tiny"), audio, rate, chunks, options, window=2
     )
     first = asyncio.ensure_future(anext(stream))
     await settle()
-    assert len(tasks.started) == 2
-    tasks.release(0, 1, 2, 3)
+    assert len(tasks.started) == 1
+    tasks.release(0)
+    await first
+    await settle()
+    assert len(tasks.started) == 3
+    tasks.release(1, 2, 3)
     parts = [await first] + [p async for p in stream]
     assert tasks.most_in_flight == 2
     assert [p.text for p in parts] == [" chunk 0", " chunk 1", " chunk 2", " chunk 3"]
@@ -211,7 +226,7 @@ async def test_a_chunk_stream_given_up_cancels_its_pending_chunks():
     audio = np.zeros(16000 * 60, np.float32)
     chunks = [(i * 10.0, i * 10.0 + 10) for i in range(6)]
     stream = transcribe_chunks_stream(
-        tasks.call, ("seq2seq", None), audio, 16000, chunks, TranscriptionOptions(), window=3
+        tasks.call, target("seq2seq", None), audio, 16000, chunks, TranscriptionOptions(), window=3
     )
     tasks.release(0)
     await anext(stream)
