@@ -134,10 +134,19 @@ def _authorize(request: Request) -> None:
     keys = _service.api_keys if _service is not None else set()
     if not keys or request.url.path in OPEN_PATHS:
         return
-    header = request.headers.get("authorization", "")
-    token = header[7:].strip() if header.lower().startswith("bearer ") else ""
-    if not token or not any(hmac.compare_digest(token, k) for k in keys):
+    token = bearer_token(request.headers.get("authorization", ""))
+    if not key_is_valid(token, keys):
         raise Unauthorized("missing or invalid API key: send `Authorization: Bearer <key>`")
+
+
+def bearer_token(header: str) -> str:
+    """The key of an ``Authorization: Bearer <key>`` header ("" if it has none)."""
+    return header[7:].strip() if header.lower().startswith("bearer ") else ""
+
+
+def key_is_valid(token: str, keys: set[str]) -> bool:
+    """Whether ``token`` is one of ``keys``, compared in constant time."""
+    return bool(token) and any(hmac.compare_digest(token, k) for k in keys)
 
 
 def _check_length(request: Request) -> None:
