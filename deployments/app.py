@@ -17,6 +17,7 @@ from deployments.config import SonarayArgs
 from deployments.errors import ConfigError
 from deployments.models.store import engine_kind
 from deployments.router.ingress import Router
+from deployments.serving.load_board import BOARD, LoadBoard
 from deployments.serving.task_deployment import ServedModel, TaskDeployment
 from deployments.tasks.registry import check_options
 
@@ -31,6 +32,13 @@ def get_deployment_options(name: str) -> dict[str, Any]:
             "max_ongoing_requests": 128,
             "max_queued_requests": 256,
             "ray_actor_options": {"num_cpus": 0.25},
+        }
+    if name == BOARD:  # one tiny replica: a dict the others write to and read from
+        return {
+            "name": BOARD,
+            "num_replicas": 1,
+            "max_ongoing_requests": 1000,
+            "ray_actor_options": {"num_cpus": 0},
         }
     return {
         "name": name,
@@ -67,11 +75,12 @@ def served_models(config: SonarayArgs, task: str) -> list[ServedModel]:
 def build_app(args: dict[str, Any] | SonarayArgs) -> Application:
     """Validate the args and bind the router over one deployment per task family."""
     config = parse_args(args)
+    board = LoadBoard.options(**get_deployment_options(BOARD)).bind()
     handles = {}
     for task in config.tasks:
         default = config.default_model(task).name
         handles[task] = TaskDeployment.options(**get_deployment_options(task)).bind(
-            task, served_models(config, task), default
+            task, served_models(config, task), default, board=board
         )
     # The router gets the validated args themselves: it never re-validates them.
-    return Router.options(**get_deployment_options(ROUTER)).bind(config, handles)
+    return Router.options(**get_deployment_options(ROUTER)).bind(config, handles, board)

@@ -61,11 +61,33 @@ class LimitsConfig(StrictModel):
         30.0, gt=0, description="Transcriptions longer than this go through VAD chunking."
     )
     chunk_seconds: float = Field(30.0, gt=0, le=30.0, description="Max ASR chunk after VAD.")
+    # 10 s: a request refused within a second can be retried elsewhere or later, while one
+    # queued past ~10 s would, with its own service time, outlast the 30 s timeouts
+    # clients commonly set; None turns the time bound off (Serve's count bound remains).
+    max_queue_seconds: float | None = Field(
+        10.0, gt=0, description="Refuse (503) a request that would queue longer than this."
+    )
+    per_key_concurrent_requests: int | None = Field(
+        None, gt=0, description="Requests one API key may have running at once (429 above)."
+    )
+    per_key_audio_seconds_per_minute: float | None = Field(
+        None, gt=0, description="Audio seconds one API key may send per minute (429 above)."
+    )
 
 
 class AuthConfig(StrictModel):
     api_keys_env: str | None = "SONARAY_API_KEYS"
     api_keys_file: Path | None = None
+
+
+class CorsConfig(StrictModel):
+    """Cross-origin access for browser clients; off (no origins) by default."""
+
+    allow_origins: list[str] = Field(default_factory=list)
+    allow_methods: list[str] = Field(default_factory=lambda: ["GET", "POST"])
+    allow_headers: list[str] = Field(
+        default_factory=lambda: ["authorization", "content-type", "x-request-timeout"]
+    )
 
 
 class SonarayArgs(StrictModel):
@@ -75,6 +97,7 @@ class SonarayArgs(StrictModel):
     pipelines: dict[str, list[StepConfig | TaskId]] = Field(default_factory=dict)
     limits: LimitsConfig = Field(default_factory=LimitsConfig)
     auth: AuthConfig = Field(default_factory=AuthConfig)
+    cors: CorsConfig = Field(default_factory=CorsConfig)
 
     @field_validator("models")
     @classmethod

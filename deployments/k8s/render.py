@@ -18,6 +18,7 @@ from deployments.app import ROUTER, get_deployment_options, parse_args
 from deployments.errors import ConfigError
 from deployments.k8s.sizing import GroupSize, ReplicaNeeds, replica_needs, size_group
 from deployments.protocol import TASKS
+from deployments.serving.load_board import BOARD
 
 NAME = "sonaray"
 SONARAY_APP = "deployments.app:build_app"
@@ -53,7 +54,7 @@ def app_deployments(app: dict[str, Any]) -> list[dict[str, Any]]:
     listed = {d["name"]: d for d in app.get("deployments", [])}
     if app.get("import_path") != SONARAY_APP:
         return list(listed.values())
-    names = [ROUTER, *parse_args(app.get("args") or {}).tasks]
+    names = [ROUTER, BOARD, *parse_args(app.get("args") or {}).tasks]
     unknown = sorted(set(listed) - set(names))
     if unknown:
         raise ConfigError(f"app {app.get('name')!r}: deployments {unknown} are not in it: {names}")

@@ -39,6 +39,9 @@ from deployments.protocol import (
     Waveform,
     check_text,
 )
+from deployments.router.admission import Admission
+from deployments.router.quotas import CallerQuotas
+from deployments.router.request_scope import admit, bounded, current_scope
 
 RETRYABLE = (ray.exceptions.ActorDiedError, ray.exceptions.ActorUnavailableError)
 
@@ -51,6 +54,8 @@ class SonarayService:
         self.api_keys = api_keys
         self.limits = args.limits
         self.handles = handles
+        self.admission = Admission(args.limits.max_queue_seconds)
+        self.quotas = CallerQuotas(args.limits)
         self._rates: dict[Target, int] = {}
         # Pipelines are fixed by the config: resolve their steps once, not per request.
         self._pipelines = {
@@ -99,14 +104,17 @@ class SonarayService:
     # --- calls ----------------------------------------------------------------------
 
     async def call(self, target: Target, item: Any) -> Any:
-        """One request to a task deployment; a replica that died is retried once."""
+        """One request to a task deployment, admitted by the time bound and held to the
+        caller's deadline; a replica that died is retried once."""
+        admit(self.admission, [target.task])
         handle = self.handles[target.task].options(multiplexed_model_id=target.model)
-        return await self._guarded(handle.remote, target.model, item)
+        with self.admission.sending(target.task):
+            return await self._guarded(handle.remote, target.model, item)
 
     async def _guarded(self, send, name: str, *args: Any) -> Any:
         for attempt in range(2):
             try:
-                return await send(*args)
+                return await bounded(send(*args))
             except RETRYABLE as exc:
                 if attempt == 1:
                     raise Overloaded(f"model {name} is restarting; retry shortly") from exc
@@ -139,9 +147,12 @@ class SonarayService:
         """Check limits, decode once, resample to the target model's rate."""
         self.check_upload(data, filename)
         rate = await self.sampling_rate(target)
-        return await asyncio.to_thread(
+        audio = await asyncio.to_thread(
             decode_audio, data, target_rate=rate, max_seconds=self.limits.max_audio_seconds
         )
+        scope = current_scope()
+        self.quotas.charge_audio(scope.caller if scope else None, audio.duration)
+        return audio
 
     def check_text(self, text: str, param: str = "input") -> str:
         return check_text(text, max_chars=self.limits.max_text_chars, param=param)
@@ -166,6 +177,7 @@ class SonarayService:
         """ASR; audio longer than ``long_audio_seconds`` is cut at VAD segments first."""
         if not self.long_audio(audio):
             return await self.call(target, AudioItem(audio.audio, audio.sampling_rate, options))
+        admit(self.admission, [ROLES.segment, target.task])
         found = await self.segment(audio)
         chunks = merge_segments(found.segments, self.limits.chunk_seconds, audio.duration)
         result = await transcribe_chunks(
@@ -197,4 +209,5 @@ class SonarayService:
             max_text_chars=self.limits.max_text_chars,
         )
         steps = self.pipeline_steps(name)
+        admit(self.admission, [s.task for s in steps])
         return await run_pipeline(context, steps, audio.audio, audio.sampling_rate, options)

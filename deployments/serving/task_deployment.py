@@ -22,6 +22,7 @@ from sonaray_client.types import ModelCard
 
 from deployments.errors import ModelError, ModelNotFound, SonarayError
 from deployments.models.store import resolve
+from deployments.serving.load_board import ReplicaLoad, report_forever
 from deployments.tasks.base import set_torch_threads
 from deployments.tasks.registry import load_engine
 
@@ -69,7 +70,12 @@ class TaskDeployment:
     """Serves one task family: loads its engines, batches requests, reports metrics."""
 
     async def __init__(
-        self, task: str, models: list[ServedModel], default: str, num_threads: int | None = None
+        self,
+        task: str,
+        models: list[ServedModel],
+        default: str,
+        num_threads: int | None = None,
+        board: Any = None,
     ):
         self.task = task
         self.models = {m.name: m for m in models}
@@ -98,6 +104,10 @@ class TaskDeployment:
         self.last_batch_sizes: list[int] = []
         self._failing_batches = 0
         self._default_engine = await self.get_engine(default)
+        # In-flight items and service time per item, for the routers' time-bound admission.
+        self.load = ReplicaLoad()
+        if board is not None:
+            self._reporter = asyncio.create_task(report_forever(board, task, self.load))
 
     @serve.multiplexed(max_num_models_per_replica=4)
     async def get_engine(self, model_id: str):
@@ -126,7 +136,8 @@ class TaskDeployment:
     async def __call__(self, item: Any) -> Any:
         """Run one request item through the batch queue; raises its typed error."""
         model_id = serve.get_multiplexed_model_id() or self.default
-        result = await self.infer(model_id, item, time.perf_counter())
+        with self.load.track():
+            result = await self.infer(model_id, item, time.perf_counter())
         if isinstance(result, Failed):
             raise result.error
         return result
@@ -148,6 +159,7 @@ class TaskDeployment:
         engine = await self.get_engine(model_id)
         results = await asyncio.to_thread(self._forward_isolated, engine, items)
         self._model_time.observe(time.perf_counter() - start, tags=tags)
+        self.load.served(len(items), time.perf_counter() - start)
         broken = 0
         for r in results:
             if isinstance(r, Failed):
