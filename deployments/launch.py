@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -67,6 +69,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("config", nargs="?", default="serve_config.yaml")
     parser.add_argument("--address", default=None, help="Ray address (default: start a local one)")
     parser.add_argument("--num-gpus", type=float, default=None, help="logical GPUs for a local Ray")
+    parser.add_argument(
+        "--grace-seconds",
+        type=float,
+        default=30.0,
+        help="on SIGTERM/SIGINT, how long in-flight requests may take to finish",
+    )
     args = parser.parse_args(argv)
 
     import ray
@@ -95,16 +103,56 @@ def main(argv: list[str] | None = None) -> int:
         f"  speak:       curl -H 'content-type: application/json' "
         f'-d \'{{"input": "Hello from Sonaray", "response_format": "wav"}}\' '
         f"{base}/v1/audio/speech -o hello.wav\n"
-        "Ctrl-C stops it."
+        "Ctrl-C stops it (in-flight requests finish first)."
     )
-    try:
-        while True:
-            time.sleep(3600)
-    except KeyboardInterrupt:
-        from ray import serve
-
-        serve.shutdown()
+    stop, hurry = _stop_on_signals()
+    stop.wait()
+    drain(config, args.grace_seconds, hurry)
     return 0
+
+
+def _stop_on_signals() -> tuple[threading.Event, threading.Event]:
+    """SIGTERM (what Kubernetes sends) or SIGINT sets ``stop``; a second one ``hurry``."""
+    stop = threading.Event()
+    hurry = threading.Event()
+
+    def handle(signum, frame):
+        (hurry if stop.is_set() else stop).set()
+
+    signal.signal(signal.SIGTERM, handle)
+    signal.signal(signal.SIGINT, handle)
+    return stop, hurry
+
+
+def drain(config, grace_seconds: float, hurry: threading.Event | None = None) -> None:
+    """Refuse new requests (503), let in-flight ones finish, then shut Serve and Ray down."""
+    import ray
+    from ray import serve
+
+    from deployments.serving.load_board import BOARD, REPORT_EVERY_S
+
+    boards = []
+    for app in config.applications:
+        try:
+            board = serve.get_deployment_handle(BOARD, app_name=app.name)
+            board.drain.remote().result(timeout_s=10)
+            boards.append(board)
+        except Exception:  # not a Sonaray app, or its board is gone: nothing to drain
+            continue
+    console.print(f"[bold]Sonaray[/bold]: draining (up to {grace_seconds:.0f}s)")
+    deadline = time.monotonic() + grace_seconds
+    time.sleep(2 * REPORT_EVERY_S)  # every router has read the switch
+    while time.monotonic() < deadline and not (hurry and hurry.is_set()):
+        try:
+            busy = sum(b.snapshot.remote().result(timeout_s=5).in_flight() for b in boards)
+        except Exception:
+            break
+        if busy == 0:
+            break
+        time.sleep(REPORT_EVERY_S)
+    console.print("[bold]Sonaray[/bold]: stopping")
+    serve.shutdown()
+    ray.shutdown()
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from fault_engines import faults_app
 from speech import NOISE_FREE_PIPER, VOICE_MODEL
 
 REPO = Path(__file__).resolve().parents[1]
@@ -47,7 +48,8 @@ SCALING_APP = {
 
 def session_config(seq2seq_user_config: dict | None = None):
     """serve_config.all.yaml with the test port, a GPU fraction on every task, and the
-    scaling app, a noise-free Piper voice; ``seq2seq_user_config`` overrides that
+    scaling app, the reliability tests' ``faults`` app (tests/fault_engines.py), a
+    noise-free Piper voice; ``seq2seq_user_config`` overrides that
     deployment's batching."""
     from ray.serve.schema import ServeApplicationSchema
 
@@ -67,4 +69,5 @@ def session_config(seq2seq_user_config: dict | None = None):
             if dep.name == "seq2seq" and seq2seq_user_config is not None:
                 dep.user_config = seq2seq_user_config
     config.applications.append(ServeApplicationSchema.model_validate(SCALING_APP))
+    config.applications.append(ServeApplicationSchema.model_validate(faults_app()))
     return config

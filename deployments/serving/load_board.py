@@ -17,6 +17,7 @@ import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 from ray import serve
 
@@ -69,9 +70,12 @@ class ReplicaLoad:
 
 
 def _rss_bytes() -> int:
-    import psutil
-
-    return psutil.Process(os.getpid()).memory_info().rss
+    """Resident memory of this process (Linux /proc; 0 where there is none)."""
+    try:
+        pages = int(Path("/proc/self/statm").read_text().split()[1])
+    except (OSError, IndexError, ValueError):
+        return 0
+    return pages * os.sysconf("SC_PAGE_SIZE")
 
 
 async def report_forever(board, task: str, load: ReplicaLoad) -> None:
