@@ -75,6 +75,8 @@ class ClientSettings:
         headers = {"User-Agent": f"sonaray-client/{__version__}"}
         if self.api_key:
             headers["Authorization"] = f"Bearer {self.api_key}"
+        if self.timeout.read is not None:  # the server cancels work it cannot finish in time
+            headers["X-Request-Timeout"] = f"{self.timeout.read:g}"
         return headers
 
 

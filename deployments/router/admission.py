@@ -19,7 +19,7 @@ import math
 import statistics
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from deployments.errors import Overloaded
 from deployments.serving.load_board import REPORT_EVERY_S, BoardSnapshot, ReplicaLoad
@@ -52,8 +52,11 @@ def service_time(snapshot: BoardSnapshot | None, task: str) -> float:
 class Admission:
     """One router replica's view of the cluster's queues, and its admission decisions."""
 
-    def __init__(self, max_queue_seconds: float | None) -> None:
+    def __init__(
+        self, max_queue_seconds: float | None, on_reject: Callable[[str, str], None] | None = None
+    ) -> None:
         self.max_queue_seconds = max_queue_seconds
+        self.on_reject = on_reject  # (task, reason): the router counts refusals in a metric
         self.snapshot: BoardSnapshot | None = None
         self.load = ReplicaLoad()  # this router's requests, reported for drains
         self._sent: Counter[str] = Counter()  # calls in flight from here, per task
@@ -73,6 +76,14 @@ class Admission:
 
     def check(self, tasks: list[str], deadline: float | None = None) -> None:
         """Raise Overloaded when the request would queue past the bound or its deadline."""
+        try:
+            self._check(tasks, deadline)
+        except Overloaded as refused:
+            if self.on_reject is not None:
+                self.on_reject(tasks[0], refused.code or "overloaded")
+            raise
+
+    def _check(self, tasks: list[str], deadline: float | None) -> None:
         if self.draining:
             raise Overloaded("the server is shutting down; retry shortly", code="draining")
         waits = {task: self.wait(task) for task in tasks}

@@ -6,6 +6,7 @@ import asyncio
 
 from ray import serve
 from ray.serve.handle import DeploymentHandle
+from ray.serve.metrics import Counter
 
 from deployments.config import SonarayArgs
 from deployments.router import hf_api, native, openai_api
@@ -31,6 +32,14 @@ class Router:
         board: DeploymentHandle | None = None,
     ):
         service = SonarayService(args, handles, load_api_keys(args.auth))
+        refusals = Counter(
+            "sonaray_rejections",
+            "Requests refused by the time bound, a deadline or a drain.",
+            tag_keys=("task", "reason"),
+        )
+        service.admission.on_reject = lambda task, reason: refusals.inc(
+            tags={"task": task, "reason": reason}
+        )
         install_service(service, behind_serve_proxy=True)
         if board is not None:  # the queue figures admission reads; our load, for drains
             self._loops = [

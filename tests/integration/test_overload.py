@@ -67,7 +67,8 @@ def transcribe(client: httpx.Client, data: bytes, **kwargs) -> httpx.Response:
 def faults(faults_url):
     with httpx.Client(base_url=faults_url, timeout=120) as client:
         for _ in range(2):  # the replicas measure their service time
-            assert transcribe(client, wav(1.0)).status_code == 200
+            warm = transcribe(client, wav(1.0))
+            assert warm.status_code == 200, warm.text
         wait_for(lambda: len(board().of("seq2seq")) == 2, 30, "both replicas reporting")
         yield client
     wait_for(idle, 60, "idle after the test")

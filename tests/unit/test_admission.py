@@ -115,3 +115,9 @@ def test_request_timeout_header():
         with pytest.raises(InvalidRequest):
             parse_deadline(bad)
     assert caller_id("secret") != "secret" and "secret" not in caller_id("secret")
+
+
+def test_the_sdk_sends_its_timeout_as_the_request_deadline():
+    from sonaray_client import Sonaray
+
+    assert Sonaray(timeout=30).settings.headers()["X-Request-Timeout"] == "30"
