@@ -22,6 +22,9 @@ from deployments.serving.task_deployment import ServedModel, TaskDeployment
 from deployments.tasks.registry import check_options
 
 ROUTER = "Router"
+# How long a stopping replica lets its in-flight requests finish (Serve's default: 20 s).
+# A long transcription's chunks take seconds each; the k8s pods' grace periods follow it.
+GRACEFUL_SHUTDOWN_S = 30
 
 
 def get_deployment_options(name: str) -> dict[str, Any]:
@@ -31,6 +34,7 @@ def get_deployment_options(name: str) -> dict[str, Any]:
             "name": ROUTER,
             "max_ongoing_requests": 128,
             "max_queued_requests": 256,
+            "graceful_shutdown_timeout_s": GRACEFUL_SHUTDOWN_S,
             "ray_actor_options": {"num_cpus": 0.25},
         }
     if name == BOARD:  # one tiny replica: a dict the others write to and read from
@@ -38,13 +42,15 @@ def get_deployment_options(name: str) -> dict[str, Any]:
             "name": BOARD,
             "num_replicas": 1,
             "max_ongoing_requests": 1000,
-            "ray_actor_options": {"num_cpus": 0},
+            # No torch, no model: declared small, so k8s sizing reserves little for it.
+            "ray_actor_options": {"num_cpus": 0, "memory": 128 * 1024**2},
         }
     return {
         "name": name,
         "max_ongoing_requests": 32,
         "max_queued_requests": 64,
         "health_check_period_s": 10,
+        "graceful_shutdown_timeout_s": GRACEFUL_SHUTDOWN_S,
         "ray_actor_options": {"num_cpus": 1, "num_gpus": 0},
         "user_config": {"max_batch_size": 8, "batch_wait_timeout_s": 0.02},
     }

@@ -129,27 +129,9 @@ def drain(config, grace_seconds: float, hurry: threading.Event | None = None) ->
     import ray
     from ray import serve
 
-    from deployments.serving.load_board import BOARD, REPORT_EVERY_S
+    from deployments.drain import drain_cluster
 
-    boards = []
-    for app in config.applications:
-        try:
-            board = serve.get_deployment_handle(BOARD, app_name=app.name)
-            board.drain.remote().result(timeout_s=10)
-            boards.append(board)
-        except Exception:  # not a Sonaray app, or its board is gone: nothing to drain
-            continue
-    console.print(f"[bold]Sonaray[/bold]: draining (up to {grace_seconds:.0f}s)")
-    deadline = time.monotonic() + grace_seconds
-    time.sleep(2 * REPORT_EVERY_S)  # every router has read the switch
-    while time.monotonic() < deadline and not (hurry and hurry.is_set()):
-        try:
-            busy = sum(b.snapshot.remote().result(timeout_s=5).in_flight() for b in boards)
-        except Exception:
-            break
-        if busy == 0:
-            break
-        time.sleep(REPORT_EVERY_S)
+    drain_cluster([app.name for app in config.applications], grace_seconds, hurry)
     console.print("[bold]Sonaray[/bold]: stopping")
     serve.shutdown()
     ray.shutdown()
