@@ -1,6 +1,6 @@
 """SIGTERM to the launcher (what Kubernetes sends on every rollout) drains, then exits 0.
 
-A launcher of its own (a second local Ray, on the next port) serves the ``faults`` app: a
+A launcher of its own (a second local Ray, on its own port) serves the ``faults`` app: a
 long transcription is in flight when SIGTERM arrives; it finishes, a request sent during
 the drain gets a clean 503, and the process exits 0 with no stack trace.
 """
@@ -23,7 +23,7 @@ from fault_engines import RATE, faults_app, sine
 from serve_cluster import PORT
 
 REPO = Path(__file__).resolve().parents[2]
-LAUNCH_PORT = PORT + 1
+LAUNCH_PORT = PORT + 80  # clear of the other test sessions on PORT ± a few
 
 
 def test_sigterm_lets_the_request_in_flight_finish_refuses_new_ones_and_exits_0(tmp_path):
