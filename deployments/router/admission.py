@@ -3,8 +3,8 @@
 The wait a new item would see on a task is its queue (items in flight on that task's
 replicas) over the task's drain rate (the sum of each replica's items per second, from
 its measured seconds per item). Both come from the LoadBoard, which a background loop
-reads every half second; between two reads the router adds the calls it sent itself, so
-a burst is counted before the next report arrives. A new replica that has not yet
+reads every half second; the router adds the calls it sent itself since the figures were
+reported, so a burst is counted before the next report arrives. A new replica that has not yet
 measured anything is counted at the median speed of its siblings, so adding replicas
 raises the rate at once. Where nothing is measured yet the router admits: the time bound
 only refuses what the cluster's own figures say it cannot serve in time.
@@ -13,16 +13,20 @@ only refuses what the cluster's own figures say it cannot serve in time.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import math
 import statistics
 import time
-from collections import Counter
-from collections.abc import Callable, Iterator
+from collections import defaultdict, deque
+from collections.abc import Callable
 
 from deployments.errors import Overloaded
-from deployments.serving.load_board import REPORT_EVERY_S, BoardSnapshot, ReplicaLoad
+from deployments.serving.load_board import (
+    REPORT_EVERY_S,
+    STALE_AFTER_S,
+    BoardSnapshot,
+    ReplicaLoad,
+)
 
 logger = logging.getLogger("ray.serve")
 
@@ -59,8 +63,11 @@ class Admission:
         self.on_reject = on_reject  # (task, reason): the router counts refusals in a metric
         self.snapshot: BoardSnapshot | None = None
         self.load = ReplicaLoad()  # this router's requests, reported for drains
-        self._sent: Counter[str] = Counter()  # calls in flight from here, per task
-        self._sent_at_snapshot: Counter[str] = Counter()
+        self._read_at = 0.0  # when the snapshot was read (time.monotonic())
+        # When this router sent each recent call, per task: those sent after the figures
+        # in the snapshot were reported are not in them yet. Times, not a running count,
+        # so nothing needs undoing when a call ends, however it ends.
+        self._sent: dict[str, deque[float]] = defaultdict(deque)
 
     @property
     def draining(self) -> bool:
@@ -68,11 +75,15 @@ class Admission:
 
     def update(self, snapshot: BoardSnapshot) -> None:
         self.snapshot = snapshot
-        self._sent_at_snapshot = Counter(self._sent)
+        self._read_at = time.monotonic()
 
     def wait(self, task: str) -> float:
-        since = self._sent[task] - self._sent_at_snapshot[task]
-        return queue_wait(self.snapshot, task, since)
+        # A report is up to one period older than the read: count sends from then on.
+        since = self._read_at - REPORT_EVERY_S
+        sent = self._sent[task]
+        while sent and sent[0] < since - STALE_AFTER_S:
+            sent.popleft()
+        return queue_wait(self.snapshot, task, sum(1 for t in sent if t >= since))
 
     def check(self, tasks: list[str], deadline: float | None = None) -> None:
         """Raise Overloaded when the request would queue past the bound or its deadline."""
@@ -107,14 +118,9 @@ class Admission:
                     needed - left,
                 )
 
-    @contextlib.contextmanager
-    def sending(self, task: str) -> Iterator[None]:
-        """Count one call from this router to ``task`` while it runs."""
-        self._sent[task] += 1
-        try:
-            yield
-        finally:
-            self._sent[task] -= 1
+    def sending(self, task: str) -> None:
+        """Note one call from this router to ``task``, sent now."""
+        self._sent[task].append(time.monotonic())
 
     async def refresh_forever(self, board) -> None:
         """Read the board every half second."""

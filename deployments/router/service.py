@@ -108,8 +108,8 @@ class SonarayService:
         caller's deadline; a replica that died is retried once."""
         admit(self.admission, [target.task])
         handle = self.handles[target.task].options(multiplexed_model_id=target.model)
-        with self.admission.sending(target.task):
-            return await self._guarded(handle.remote, target.model, item)
+        self.admission.sending(target.task)
+        return await self._guarded(handle.remote, target.model, item)
 
     async def _guarded(self, send, name: str, *args: Any) -> Any:
         for attempt in range(2):

@@ -56,7 +56,8 @@ def alive(pid: int) -> bool:
 
 
 def idle() -> bool:
-    return asr_figures()[0] == 0
+    """No transcriber item and no router request left in flight."""
+    return asr_figures()[0] == 0 and sum(r.in_flight for r in board().of("Router")) == 0
 
 
 def transcribe(client: httpx.Client, data: bytes, **kwargs) -> httpx.Response:
