@@ -75,21 +75,24 @@ def faults(faults_url):
     wait_for(idle, 60, "idle after the test")
 
 
+async def burst(base: str, clips: list[bytes]) -> list[tuple[int, float, httpx.Response]]:
+    """Send ``clips`` 10 ms apart; (status, answer time, response) of each."""
+    async with httpx.AsyncClient(base_url=base, timeout=120) as client:
+
+        async def one(i: int, clip: bytes):
+            await asyncio.sleep(i * 0.01)
+            started = time.perf_counter()
+            r = await client.post("/v1/seq2seq", files={"file": ("a.wav", clip)})
+            return r.status_code, time.perf_counter() - started, r
+
+        return await asyncio.gather(*(one(i, c) for i, c in enumerate(clips)))
+
+
 def test_an_overload_is_refused_at_once_and_every_accepted_request_finishes(faults):
-    clip = wav(1.0)
-
-    async def burst() -> list[tuple[int, float, httpx.Response]]:
-        async with httpx.AsyncClient(base_url=str(faults.base_url), timeout=120) as client:
-
-            async def one(i: int):
-                await asyncio.sleep(i * 0.01)
-                started = time.perf_counter()
-                r = await client.post("/v1/seq2seq", files={"file": ("a.wav", clip)})
-                return r.status_code, time.perf_counter() - started, r
-
-            return await asyncio.gather(*(one(i) for i in range(80)))
-
-    results = asyncio.run(burst())
+    base = str(faults.base_url)
+    asyncio.run(burst(base, [wav(1.0)] * 8))  # full batches: the service time under load
+    wait_for(idle, 30, "idle after the warm-up")
+    results = asyncio.run(burst(base, [wav(1.0)] * 80))
     statuses = [s for s, _, _ in results]
     assert set(statuses) == {200, 503}, statuses  # every request answered, none lost
     for status, _, r in results:
@@ -130,16 +133,15 @@ def test_a_client_that_disconnects_cancels_its_chunks(faults):
 
 
 def test_one_bad_item_fails_alone_among_its_batch_mates(faults):
-    async def mixed() -> list[httpx.Response]:
-        async with httpx.AsyncClient(base_url=str(faults.base_url), timeout=120) as client:
-            clips = [wav(1.0, first=0.5)] + [wav(1.0)] * 5
-            return await asyncio.gather(
-                *(client.post("/v1/seq2seq", files={"file": ("a.wav", c)}) for c in clips)
-            )
-
-    bad, *good = asyncio.run(mixed())
-    assert bad.status_code == 500 and bad.json()["error"]["code"] == "model_error"
-    assert [r.status_code for r in good] == [200] * 5
+    clips = [wav(1.0, first=0.5)] + [wav(1.0)] * 5
+    for _ in range(5):  # a burst the time bound refuses part of proves nothing: again
+        results = asyncio.run(burst(str(faults.base_url), clips))
+        if 503 not in [s for s, _, _ in results]:
+            break
+        wait_for(idle, 30, "idle")
+    (bad, _, bad_r), *good = results
+    assert bad == 500 and bad_r.json()["error"]["code"] == "model_error"
+    assert [s for s, _, _ in good] == [200] * 5
 
 
 def test_a_replica_whose_model_breaks_turns_unhealthy_and_is_replaced_while_serving(faults):
