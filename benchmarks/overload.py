@@ -1,7 +1,7 @@
 """Overload: how fast refusals come back, and how long accepted requests wait, at a bound.
 
-The ``faults`` app of the tests (tests/fault_engines.py: a transcriber whose 4-item
-batches take 1 s, two replicas, 8 items/s, ``limits.max_queue_seconds`` 2 s) gets bursts
+The ``faults`` app of the tests (tests/fault_engines.py: a transcriber at 0.25 s an
+item in batches of 4, two replicas, 8 items/s, ``limits.max_queue_seconds`` 2 s) gets bursts
 of 1-second clips all at once. Baseline: the same app with the time bound off
 (``max_queue_seconds: null``), where only Serve's count bound refuses. Reported: answer
 time of refused requests, latency of accepted ones, and how many of each.

@@ -18,13 +18,15 @@ from sonaray_client.types import SpeechSegment, SpeechSegments, Transcription
 MODULE = "fault_engines"
 RATE = 16000
 POISON = f"/tmp/sonaray-poison-{os.environ.get('SONARAY_TEST_PORT', '8123')}"
-BATCH_SECONDS = 1.0
+ITEM_SECONDS = 0.25
 MAX_QUEUE_SECONDS = 2.0
 SEGMENT_SECONDS = 4.0
 
 
 class SleepyTranscriber:
-    """``seq2seq`` engine: each batch takes ``batch_seconds``; says how long its audio was.
+    """``seq2seq`` engine: each item takes ``item_seconds`` of a batch's forward, batched
+    or alone (so a batch re-run item by item costs what it did); says how long its audio
+    was.
 
     If the file ``poison`` exists when a batch starts, this replica claims it (renames it
     away, so no other replica and no replacement sees it) and fails every batch from then
@@ -34,10 +36,10 @@ class SleepyTranscriber:
 
     task = "seq2seq"
 
-    def __init__(self, path: str, *, name: str, batch_seconds: float = 0.5, poison: str = ""):
+    def __init__(self, path: str, *, name: str, item_seconds: float = 0.25, poison: str = ""):
         self.name = name
         self.sampling_rate = RATE
-        self.batch_seconds = batch_seconds
+        self.item_seconds = item_seconds
         self.poison = poison
         self.broken = False
 
@@ -48,7 +50,7 @@ class SleepyTranscriber:
                 self.broken = True
             except FileNotFoundError:
                 pass  # another replica claimed it first
-        time.sleep(self.batch_seconds)
+        time.sleep(self.item_seconds * len(items))
         if self.broken:
             raise RuntimeError("injected fault: this replica's model is broken")
         if any(len(i.audio) and i.audio[0] == 0.5 for i in items):
@@ -84,7 +86,7 @@ class SegmentEveryFewSeconds:
 
 def faults_app(route_prefix: str = "/faults") -> dict:
     """A Serve config application of the sleepy transcriber and a VAD that cuts long
-    audio into 4 s chunks: two replicas of 4-item batches taking 1 s each (8 items/s)."""
+    audio into 4 s chunks: two replicas of 4-item batches at 0.25 s an item (8 items/s)."""
     source = str(Path(__file__).resolve().parent)  # any directory: the engines load nothing
     models = [
         {
@@ -92,7 +94,7 @@ def faults_app(route_prefix: str = "/faults") -> dict:
             "task": "seq2seq",
             "source": source,
             "engine": f"{MODULE}:SleepyTranscriber",
-            "options": {"batch_seconds": BATCH_SECONDS, "poison": POISON},
+            "options": {"item_seconds": ITEM_SECONDS, "poison": POISON},
         },
         {
             "name": "cutter",

@@ -1,7 +1,7 @@
 """Reliability on a live cluster: time-bound admission, deadlines, disconnects, health.
 
-The ``faults`` app (tests/fault_engines.py) serves a transcriber whose batches take 1 s on
-two replicas: 8 items per second, with a queue bound of 2 s.
+The ``faults`` app (tests/fault_engines.py) serves a transcriber at 0.25 s an item, 4 per
+batch, on two replicas: 8 items per second, with a queue bound of 2 s.
 """
 
 from __future__ import annotations
