@@ -51,8 +51,9 @@ def session_config(seq2seq_user_config: dict | None = None):
     scaling app, the reliability tests' ``faults`` app (tests/fault_engines.py), a
     noise-free Piper voice; ``seq2seq_user_config`` overrides that
     deployment's batching."""
-    from ray.serve.schema import ServeApplicationSchema
+    from ray.serve.schema import RayActorOptionsSchema, ServeApplicationSchema
 
+    from deployments.app import get_deployment_options
     from deployments.launch import load_config
 
     config = load_config(REPO / "serve_config.all.yaml")
@@ -65,7 +66,12 @@ def session_config(seq2seq_user_config: dict | None = None):
                 model["options"] = {**model.get("options", {}), **NOISE_FREE_PIPER}
         for dep in app.deployments:
             if dep.name != "Router":
-                dep.ray_actor_options.num_gpus = TASK_GPU_FRACTION
+                # An entry without ray_actor_options runs with the code's defaults.
+                options = dep.ray_actor_options
+                if "ray_actor_options" not in dep.model_fields_set:
+                    options = get_deployment_options(dep.name)["ray_actor_options"]
+                    options = RayActorOptionsSchema.model_validate(options)
+                dep.ray_actor_options = options.model_copy(update={"num_gpus": TASK_GPU_FRACTION})
             if dep.name == "seq2seq" and seq2seq_user_config is not None:
                 dep.user_config = seq2seq_user_config
     config.applications.append(ServeApplicationSchema.model_validate(SCALING_APP))

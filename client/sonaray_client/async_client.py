@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from os import PathLike
 from pathlib import Path
 from typing import Any, TypeVar
@@ -13,7 +13,9 @@ from pydantic import BaseModel
 
 from sonaray_client import core
 from sonaray_client.audio import AudioInput
+from sonaray_client.core import Headers, RequestOptions, Timeout
 from sonaray_client.errors import APIError
+from sonaray_client.response import AudioBytes
 from sonaray_client.types import (
     AudioFormat,
     Classification,
@@ -21,6 +23,7 @@ from sonaray_client.types import (
     PipelineResult,
     SpeechSegments,
     Transcription,
+    TranscriptionOptions,
 )
 
 T = TypeVar("T")
@@ -29,9 +32,10 @@ T = TypeVar("T")
 class AsyncSonaray:
     """Asyncio client for a Sonaray cluster; options are validated by the wire types before sending.
 
-    ``timeout`` is seconds (or an ``httpx.Timeout``); ``max_retries`` counts retries after
-    the first try on 429/503 and connection failures; ``http_client`` replaces the
-    ``httpx.AsyncClient`` the SDK would create (proxies, custom transports, tests).
+    ``timeout`` is seconds (or an ``httpx.Timeout``), by default 120 s plus twice the audio's
+    length; every method also takes its own ``timeout`` and ``extra_headers``.
+    ``max_retries`` counts retries after the first try (see ``retry.is_retryable``);
+    ``http_client`` replaces the ``httpx.AsyncClient`` the SDK would create (proxies, tests).
     """
 
     def __init__(
@@ -68,22 +72,96 @@ class AsyncSonaray:
         *,
         model: str | None = None,
         engine: core.Engine = "seq2seq",
+        timeout: Timeout = None,
+        extra_headers: Headers = None,
         **options: Any,
     ) -> Transcription:
         """Speech to text; ``options`` are ``TranscriptionOptions`` fields (language, task...)."""
-        return await self._request(core.transcribe(audio, model, engine, options))
+        return await self._request(
+            core.transcribe(audio, model, engine, options), RequestOptions(timeout, extra_headers)
+        )
+
+    async def transcribe_many(
+        self,
+        audios: Iterable[AudioInput],
+        *,
+        concurrency: int = 4,
+        return_exceptions: bool = False,
+        on_result: Callable[[int, Transcription | Exception], object] | None = None,
+        model: str | None = None,
+        engine: core.Engine = "seq2seq",
+        timeout: Timeout = None,
+        extra_headers: Headers = None,
+        **options: Any,
+    ) -> list[Transcription | Exception]:
+        """``transcribe`` each input with at most ``concurrency`` requests in flight.
+
+        Results come in input order. Like ``asyncio.gather``, the first failure is raised
+        (the rest are cancelled) unless ``return_exceptions``, where it takes its input's
+        place. ``on_result(index, result)`` is called as each one ends (progress bars).
+        An input is read only when its turn comes, so a folder of long recordings is never
+        all in memory at once.
+        """
+        if concurrency < 1:
+            raise ValueError(f"concurrency must be at least 1, got {concurrency}")
+        TranscriptionOptions(**options)  # a bad option fails once, before any upload
+        limit = asyncio.Semaphore(concurrency)
+
+        async def one(index: int, audio: AudioInput) -> Transcription | Exception:
+            result: Transcription | Exception
+            async with limit:
+                try:
+                    result = await self.transcribe(
+                        audio,
+                        model=model,
+                        engine=engine,
+                        timeout=timeout,
+                        extra_headers=extra_headers,
+                        **options,
+                    )
+                except Exception as exc:
+                    if not return_exceptions:
+                        raise
+                    result = exc
+            if on_result is not None:
+                on_result(index, result)
+            return result
+
+        tasks = [asyncio.ensure_future(one(i, audio)) for i, audio in enumerate(audios)]
+        try:
+            return list(await asyncio.gather(*tasks))
+        except BaseException:
+            for task in tasks:
+                task.cancel()
+            raise
 
     async def classify(
-        self, audio: AudioInput, *, model: str | None = None, **options: Any
+        self,
+        audio: AudioInput,
+        *,
+        model: str | None = None,
+        timeout: Timeout = None,
+        extra_headers: Headers = None,
+        **options: Any,
     ) -> Classification:
         """Top-k labels of a clip; ``options`` are ``ClassificationOptions`` fields."""
-        return await self._request(core.classify(audio, model, options))
+        return await self._request(
+            core.classify(audio, model, options), RequestOptions(timeout, extra_headers)
+        )
 
     async def detect_speech(
-        self, audio: AudioInput, *, model: str | None = None, **options: Any
+        self,
+        audio: AudioInput,
+        *,
+        model: str | None = None,
+        timeout: Timeout = None,
+        extra_headers: Headers = None,
+        **options: Any,
     ) -> SpeechSegments:
         """Speech segments (VAD); ``options`` are ``VadOptions`` fields."""
-        return await self._request(core.detect_speech(audio, model, options))
+        return await self._request(
+            core.detect_speech(audio, model, options), RequestOptions(timeout, extra_headers)
+        )
 
     async def speak(
         self,
@@ -91,18 +169,37 @@ class AsyncSonaray:
         *,
         model: str | None = None,
         response_format: AudioFormat = "wav",
+        timeout: Timeout = None,
+        extra_headers: Headers = None,
         **options: Any,
-    ) -> bytes:
+    ) -> AudioBytes:
         """Text to encoded audio; ``options`` are ``SpeechOptions`` fields (voice, speed, seed)."""
-        return await self._request(core.speak(text, model, response_format, options))
+        return await self._request(
+            core.speak(text, model, response_format, options),
+            RequestOptions(timeout, extra_headers),
+        )
 
     async def speak_to_file(
-        self, text: str, path: str | PathLike[str], *, model: str | None = None, **options: Any
+        self,
+        text: str,
+        path: str | PathLike[str],
+        *,
+        model: str | None = None,
+        timeout: Timeout = None,
+        extra_headers: Headers = None,
+        **options: Any,
     ) -> Path:
         """``speak`` into ``path``, in the format its suffix names (wav when unknown)."""
         path = Path(path)
         fmt = core.format_for(path)
-        audio = await self.speak(text, model=model, response_format=fmt, **options)
+        audio = await self.speak(
+            text,
+            model=model,
+            response_format=fmt,
+            timeout=timeout,
+            extra_headers=extra_headers,
+            **options,
+        )
         path.write_bytes(audio)
         return path
 
@@ -113,34 +210,43 @@ class AsyncSonaray:
         model: str | None = None,
         audio_prompt: AudioInput | None = None,
         response_format: AudioFormat = "wav",
+        timeout: Timeout = None,
+        extra_headers: Headers = None,
         **options: Any,
-    ) -> bytes:
+    ) -> AudioBytes:
         """Music/sound from a text (and optional audio) prompt; ``GenerationOptions`` fields."""
         call = core.generate_audio(prompt, model, audio_prompt, response_format, options)
-        return await self._request(call)
+        return await self._request(call, RequestOptions(timeout, extra_headers))
 
     async def run_pipeline(
         self,
         name: str,
         audio: AudioInput,
         options: Mapping[str, BaseModel | Mapping[str, Any]] | None = None,
+        *,
+        timeout: Timeout = None,
+        extra_headers: Headers = None,
     ) -> PipelineResult:
         """Run a configured pipeline; ``options`` maps a step's task id to its options."""
-        return await self._request(core.run_pipeline(name, audio, options))
+        return await self._request(
+            core.run_pipeline(name, audio, options), RequestOptions(timeout, extra_headers)
+        )
 
-    async def models(self) -> ModelList:
+    async def models(self, *, timeout: Timeout = None, extra_headers: Headers = None) -> ModelList:
         """The models the cluster serves."""
-        return await self._request(core.list_models())
+        return await self._request(core.list_models(), RequestOptions(timeout, extra_headers))
 
-    async def health(self) -> dict[str, Any]:
+    async def health(
+        self, *, timeout: Timeout = None, extra_headers: Headers = None
+    ) -> dict[str, Any]:
         """The server's health answer, ``{"status": "ok"}`` when it is up."""
-        return await self._request(core.health())
+        return await self._request(core.health(), RequestOptions(timeout, extra_headers))
 
-    async def _request(self, call: core.ApiCall[T]) -> T:
+    async def _request(self, call: core.ApiCall[T], options: RequestOptions) -> T:
         attempt = 0
         while True:
             try:
-                return await self._send_once(call)
+                return await self._send_once(call, options)
             except APIError as error:
                 delay = self.settings.retry.delay_before_retry(attempt, error)
                 if delay is None:
@@ -148,8 +254,8 @@ class AsyncSonaray:
             await asyncio.sleep(delay)
             attempt += 1
 
-    async def _send_once(self, call: core.ApiCall[T]) -> T:
-        request = call.build(self._http, self.settings)
+    async def _send_once(self, call: core.ApiCall[T], options: RequestOptions) -> T:
+        request = call.build(self._http, self.settings, options)
         try:
             response = await self._http.send(request)
         except httpx.TransportError as exc:

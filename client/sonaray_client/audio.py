@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import mimetypes
 import os
+import struct
 import sys
 import wave
 from array import array
@@ -16,6 +17,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Union
+
+# Compressed audio's length is guessed from its size at a typical 128 kbit/s.
+COMPRESSED_BYTES_PER_S = 16_000
+# Enough of a file to hold its WAV or FLAC header.
+HEADER_BYTES = 4096
 
 # (array, sampling_rate): a float array in [-1, 1] or int16, shaped (frames,) or
 # (frames, channels); a plain sequence of floats is taken as mono.
@@ -43,6 +49,10 @@ class AudioUpload:
 
     def as_file(self) -> tuple[str, bytes, str]:
         return (self.filename, self.content, self.content_type)
+
+    @property
+    def duration_s(self) -> float:
+        return estimate_duration_s(self.content[:HEADER_BYTES], len(self.content))
 
 
 def to_upload(audio: AudioInput) -> AudioUpload:
@@ -79,6 +89,43 @@ def sniff_content_type(content: bytes) -> str:
         if content.startswith(magic):
             return content_type
     return "application/octet-stream"
+
+
+def estimate_duration_s(head: bytes, size: int) -> float:
+    """Seconds of audio in a file of ``size`` bytes starting with ``head``.
+
+    Exact for WAV and FLAC (read from the header, no decoding); otherwise a guess from the
+    size. Timeouts and progress bars need a length before the server has decoded anything.
+    """
+    exact = _wav_seconds(head, size) if head.startswith(b"RIFF") else None
+    if exact is None and head.startswith(b"fLaC"):
+        exact = _flac_seconds(head)
+    return exact if exact is not None else size / COMPRESSED_BYTES_PER_S
+
+
+def _wav_seconds(head: bytes, size: int) -> float | None:
+    byte_rate, pos = None, 12
+    while pos + 8 <= len(head):
+        chunk, length = head[pos : pos + 4], struct.unpack_from("<I", head, pos + 4)[0]
+        if chunk == b"fmt " and pos + 16 <= len(head):
+            byte_rate = struct.unpack_from("<I", head, pos + 16)[0]
+        elif chunk == b"data" and byte_rate:
+            # A streamed WAV may leave the length unset (0 or 0xFFFFFFFF): the rest is data.
+            data = min(length, size - pos - 8) if 0 < length < 0xFFFFFFFF else size - pos - 8
+            return max(0, data) / byte_rate
+        pos += 8 + length + (length & 1)
+    return None
+
+
+def _flac_seconds(head: bytes) -> float | None:
+    # STREAMINFO follows the 4-byte magic and its 4-byte block header: after 10 bytes of
+    # block and frame sizes come 20 bits of sampling rate, 3 + 5 bits of channels and
+    # bit depth, and 36 bits of total samples (0 when the encoder did not know).
+    if len(head) < 26:
+        return None
+    packed = int.from_bytes(head[18:26], "big")
+    rate, samples = packed >> 44, packed & (2**36 - 1)
+    return samples / rate if rate and samples else None
 
 
 def encode_wav(samples: Any, sampling_rate: int) -> bytes:

@@ -13,7 +13,9 @@ from pydantic import BaseModel
 
 from sonaray_client import core
 from sonaray_client.audio import AudioInput
+from sonaray_client.core import Headers, RequestOptions, Timeout
 from sonaray_client.errors import APIError
+from sonaray_client.response import AudioBytes
 from sonaray_client.types import (
     AudioFormat,
     Classification,
@@ -29,9 +31,10 @@ T = TypeVar("T")
 class Sonaray:
     """Client for a Sonaray cluster; options are validated by the wire types before sending.
 
-    ``timeout`` is seconds (or an ``httpx.Timeout``); ``max_retries`` counts retries after
-    the first try on 429/503 and connection failures; ``http_client`` replaces the
-    ``httpx.Client`` the SDK would create (proxies, custom transports, tests).
+    ``timeout`` is seconds (or an ``httpx.Timeout``), by default 120 s plus twice the audio's
+    length; every method also takes its own ``timeout`` and ``extra_headers``.
+    ``max_retries`` counts retries after the first try (see ``retry.is_retryable``);
+    ``http_client`` replaces the ``httpx.Client`` the SDK would create (proxies, tests).
     """
 
     def __init__(
@@ -68,22 +71,42 @@ class Sonaray:
         *,
         model: str | None = None,
         engine: core.Engine = "seq2seq",
+        timeout: Timeout = None,
+        extra_headers: Headers = None,
         **options: Any,
     ) -> Transcription:
         """Speech to text; ``options`` are ``TranscriptionOptions`` fields (language, task...)."""
-        return self._request(core.transcribe(audio, model, engine, options))
+        return self._request(
+            core.transcribe(audio, model, engine, options), RequestOptions(timeout, extra_headers)
+        )
 
     def classify(
-        self, audio: AudioInput, *, model: str | None = None, **options: Any
+        self,
+        audio: AudioInput,
+        *,
+        model: str | None = None,
+        timeout: Timeout = None,
+        extra_headers: Headers = None,
+        **options: Any,
     ) -> Classification:
         """Top-k labels of a clip; ``options`` are ``ClassificationOptions`` fields."""
-        return self._request(core.classify(audio, model, options))
+        return self._request(
+            core.classify(audio, model, options), RequestOptions(timeout, extra_headers)
+        )
 
     def detect_speech(
-        self, audio: AudioInput, *, model: str | None = None, **options: Any
+        self,
+        audio: AudioInput,
+        *,
+        model: str | None = None,
+        timeout: Timeout = None,
+        extra_headers: Headers = None,
+        **options: Any,
     ) -> SpeechSegments:
         """Speech segments (VAD); ``options`` are ``VadOptions`` fields."""
-        return self._request(core.detect_speech(audio, model, options))
+        return self._request(
+            core.detect_speech(audio, model, options), RequestOptions(timeout, extra_headers)
+        )
 
     def speak(
         self,
@@ -91,18 +114,37 @@ class Sonaray:
         *,
         model: str | None = None,
         response_format: AudioFormat = "wav",
+        timeout: Timeout = None,
+        extra_headers: Headers = None,
         **options: Any,
-    ) -> bytes:
+    ) -> AudioBytes:
         """Text to encoded audio; ``options`` are ``SpeechOptions`` fields (voice, speed, seed)."""
-        return self._request(core.speak(text, model, response_format, options))
+        return self._request(
+            core.speak(text, model, response_format, options),
+            RequestOptions(timeout, extra_headers),
+        )
 
     def speak_to_file(
-        self, text: str, path: str | PathLike[str], *, model: str | None = None, **options: Any
+        self,
+        text: str,
+        path: str | PathLike[str],
+        *,
+        model: str | None = None,
+        timeout: Timeout = None,
+        extra_headers: Headers = None,
+        **options: Any,
     ) -> Path:
         """``speak`` into ``path``, in the format its suffix names (wav when unknown)."""
         path = Path(path)
         fmt = core.format_for(path)
-        audio = self.speak(text, model=model, response_format=fmt, **options)
+        audio = self.speak(
+            text,
+            model=model,
+            response_format=fmt,
+            timeout=timeout,
+            extra_headers=extra_headers,
+            **options,
+        )
         path.write_bytes(audio)
         return path
 
@@ -113,34 +155,41 @@ class Sonaray:
         model: str | None = None,
         audio_prompt: AudioInput | None = None,
         response_format: AudioFormat = "wav",
+        timeout: Timeout = None,
+        extra_headers: Headers = None,
         **options: Any,
-    ) -> bytes:
+    ) -> AudioBytes:
         """Music/sound from a text (and optional audio) prompt; ``GenerationOptions`` fields."""
         call = core.generate_audio(prompt, model, audio_prompt, response_format, options)
-        return self._request(call)
+        return self._request(call, RequestOptions(timeout, extra_headers))
 
     def run_pipeline(
         self,
         name: str,
         audio: AudioInput,
         options: Mapping[str, BaseModel | Mapping[str, Any]] | None = None,
+        *,
+        timeout: Timeout = None,
+        extra_headers: Headers = None,
     ) -> PipelineResult:
         """Run a configured pipeline; ``options`` maps a step's task id to its options."""
-        return self._request(core.run_pipeline(name, audio, options))
+        return self._request(
+            core.run_pipeline(name, audio, options), RequestOptions(timeout, extra_headers)
+        )
 
-    def models(self) -> ModelList:
+    def models(self, *, timeout: Timeout = None, extra_headers: Headers = None) -> ModelList:
         """The models the cluster serves."""
-        return self._request(core.list_models())
+        return self._request(core.list_models(), RequestOptions(timeout, extra_headers))
 
-    def health(self) -> dict[str, Any]:
+    def health(self, *, timeout: Timeout = None, extra_headers: Headers = None) -> dict[str, Any]:
         """The server's health answer, ``{"status": "ok"}`` when it is up."""
-        return self._request(core.health())
+        return self._request(core.health(), RequestOptions(timeout, extra_headers))
 
-    def _request(self, call: core.ApiCall[T]) -> T:
+    def _request(self, call: core.ApiCall[T], options: RequestOptions) -> T:
         attempt = 0
         while True:
             try:
-                return self._send_once(call)
+                return self._send_once(call, options)
             except APIError as error:
                 delay = self.settings.retry.delay_before_retry(attempt, error)
                 if delay is None:
@@ -148,8 +197,8 @@ class Sonaray:
             time.sleep(delay)
             attempt += 1
 
-    def _send_once(self, call: core.ApiCall[T]) -> T:
-        request = call.build(self._http, self.settings)
+    def _send_once(self, call: core.ApiCall[T], options: RequestOptions) -> T:
+        request = call.build(self._http, self.settings, options)
         try:
             response = self._http.send(request)
         except httpx.TransportError as exc:

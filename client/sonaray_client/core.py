@@ -25,6 +25,7 @@ from sonaray_client.errors import (
     APITimeoutError,
     status_error,
 )
+from sonaray_client.response import AudioBytes, attach
 from sonaray_client.retry import RetryPolicy
 from sonaray_client.types import (
     AudioFormat,
@@ -42,18 +43,36 @@ from sonaray_client.types import (
 
 DEFAULT_BASE_URL = "http://127.0.0.1:8000"
 DEFAULT_TIMEOUT_S = 120.0
+# The default read timeout grows by this many seconds per second of audio in or out: the
+# server answers only when the whole clip is done, and an hour of audio takes minutes.
+READ_TIMEOUT_PER_AUDIO_S = 2.0
 Engine = Literal["seq2seq", "ctc"]
+Timeout = float | httpx.Timeout | None
+Headers = Mapping[str, str] | None
 T = TypeVar("T")
 M = TypeVar("M", bound=BaseModel)
 
 
+def default_timeout(audio_seconds: float) -> httpx.Timeout:
+    """120 s per phase, the read timeout lengthened to suit ``audio_seconds`` of audio."""
+    read = DEFAULT_TIMEOUT_S + READ_TIMEOUT_PER_AUDIO_S * audio_seconds
+    return httpx.Timeout(DEFAULT_TIMEOUT_S, read=read)
+
+
+def as_timeout(timeout: Timeout) -> httpx.Timeout | None:
+    """Seconds as an ``httpx.Timeout``; None stays None (sized to each call's audio)."""
+    if timeout is None or isinstance(timeout, httpx.Timeout):
+        return timeout
+    return httpx.Timeout(timeout)
+
+
 @dataclass(frozen=True)
 class ClientSettings:
-    """Where the server is and how to talk to it."""
+    """Where the server is and how to talk to it; ``timeout`` None sizes it per call."""
 
     base_url: str
     api_key: str | None
-    timeout: httpx.Timeout
+    timeout: httpx.Timeout | None
     retry: RetryPolicy
 
     @classmethod
@@ -61,15 +80,15 @@ class ClientSettings:
         cls,
         base_url: str | None,
         api_key: str | None,
-        timeout: float | httpx.Timeout | None,
+        timeout: Timeout,
         max_retries: int,
     ) -> ClientSettings:
         """Explicit arguments first, then $SONARAY_BASE_URL / $SONARAY_API_KEY, then defaults."""
         base_url = base_url or os.environ.get("SONARAY_BASE_URL") or DEFAULT_BASE_URL
         api_key = api_key if api_key is not None else os.environ.get("SONARAY_API_KEY")
-        if not isinstance(timeout, httpx.Timeout):
-            timeout = httpx.Timeout(DEFAULT_TIMEOUT_S if timeout is None else timeout)
-        return cls(base_url.rstrip("/"), api_key or None, timeout, RetryPolicy(max_retries))
+        return cls(
+            base_url.rstrip("/"), api_key or None, as_timeout(timeout), RetryPolicy(max_retries)
+        )
 
     def headers(self) -> dict[str, str]:
         headers = {"User-Agent": f"sonaray-client/{__version__}"}
@@ -81,8 +100,20 @@ class ClientSettings:
 
 
 @dataclass(frozen=True)
+class RequestOptions:
+    """What one call may change of the client's settings (openai-python's names)."""
+
+    timeout: Timeout = None
+    extra_headers: Headers = None
+
+
+@dataclass(frozen=True)
 class ApiCall(Generic[T]):
-    """One API request, ready to send any number of times, and how to read its answer."""
+    """One API request, ready to send any number of times, and how to read its answer.
+
+    ``audio_seconds`` is how much audio the server must take in or produce, which sizes the
+    default timeout.
+    """
 
     method: str
     path: str
@@ -90,19 +121,27 @@ class ApiCall(Generic[T]):
     json: dict[str, Any] | None = None
     data: dict[str, str] | None = None
     files: dict[str, tuple[str, bytes, str]] | None = None
+    audio_seconds: float = 0.0
 
     def build(
-        self, http: httpx.Client | httpx.AsyncClient, settings: ClientSettings
+        self,
+        http: httpx.Client | httpx.AsyncClient,
+        settings: ClientSettings,
+        options: RequestOptions = RequestOptions(),
     ) -> httpx.Request:
-        """The httpx request for this call on ``http``."""
+        """The httpx request for this call on ``http``: the one place requests are made.
+
+        Timeout: the call's own, else the client's, else one sized to the audio.
+        """
+        timeout = as_timeout(options.timeout) or settings.timeout
         return http.build_request(
             self.method,
             settings.base_url + self.path,
             json=self.json,
             data=self.data,
             files=self.files,
-            headers=settings.headers(),
-            timeout=settings.timeout,
+            headers={**settings.headers(), **(options.extra_headers or {})},
+            timeout=timeout or default_timeout(self.audio_seconds),
         )
 
 
@@ -119,7 +158,10 @@ def connection_error(exc: httpx.TransportError, request: httpx.Request) -> APICo
 
 
 def finish(call: ApiCall[T], response: httpx.Response) -> T:
-    """Parse a read response, raising the typed error for a non-2xx status."""
+    """Parse a read response, raising the typed error for a non-2xx status.
+
+    The one place responses are read: results come back with their ``response_info``.
+    """
     if not response.is_success:
         raise status_error(response)
     try:
@@ -131,11 +173,7 @@ def finish(call: ApiCall[T], response: httpx.Response) -> T:
 
 
 def _parse_as(model: type[M]) -> Callable[[httpx.Response], M]:
-    return lambda response: model.model_validate_json(response.content)
-
-
-def _read_bytes(response: httpx.Response) -> bytes:
-    return response.content
+    return lambda response: attach(model.model_validate_json(response.content), response)
 
 
 def _options_json(options: BaseModel) -> str:
@@ -149,10 +187,19 @@ def _audio_call(
     model: str | None,
     options: BaseModel,
     parse: Callable[[httpx.Response], T],
+    extra_audio_s: float = 0.0,
     **fields: str,
 ) -> ApiCall[T]:
     data = {"options": _options_json(options), **_model_field(model), **fields}
-    return ApiCall("POST", path, parse, data=data, files={"file": to_upload(audio).as_file()})
+    upload = to_upload(audio)
+    return ApiCall(
+        "POST",
+        path,
+        parse,
+        data=data,
+        files={"file": upload.as_file()},
+        audio_seconds=upload.duration_s + extra_audio_s,
+    )
 
 
 def transcribe(
@@ -180,10 +227,10 @@ def detect_speech(
 
 def speak(
     text: str, model: str | None, response_format: AudioFormat, options: Mapping[str, Any]
-) -> ApiCall[bytes]:
+) -> ApiCall[AudioBytes]:
     body = SpeechOptions(input=text, **options).model_dump(exclude_unset=True)
     body.update(_model_field(model), response_format=response_format)
-    return ApiCall("POST", "/v1/tts", _read_bytes, json=body)
+    return ApiCall("POST", "/v1/tts", AudioBytes.of, json=body)
 
 
 def generate_audio(
@@ -192,14 +239,22 @@ def generate_audio(
     audio_prompt: AudioInput | None,
     response_format: AudioFormat,
     options: Mapping[str, Any],
-) -> ApiCall[bytes]:
+) -> ApiCall[AudioBytes]:
     opts = GenerationOptions(prompt=prompt, **options)
     if audio_prompt is None:
         body = opts.model_dump(exclude_unset=True)
         body.update(_model_field(model), response_format=response_format)
-        return ApiCall("POST", "/v1/generate", _read_bytes, json=body)
+        return ApiCall(
+            "POST", "/v1/generate", AudioBytes.of, json=body, audio_seconds=opts.duration_s
+        )
     return _audio_call(
-        "/v1/generate", audio_prompt, model, opts, _read_bytes, response_format=response_format
+        "/v1/generate",
+        audio_prompt,
+        model,
+        opts,
+        AudioBytes.of,
+        extra_audio_s=opts.duration_s,
+        response_format=response_format,
     )
 
 
@@ -214,8 +269,16 @@ def run_pipeline(
     }
     path = f"/v1/pipelines/{quote(name, safe='')}"
     data = {"options": json.dumps(steps)} if steps else None
-    files = {"file": to_upload(audio).as_file()}
-    return ApiCall("POST", path, _parse_as(PipelineResult), data=data, files=files)
+    upload = to_upload(audio)
+    files = {"file": upload.as_file()}
+    return ApiCall(
+        "POST",
+        path,
+        _parse_as(PipelineResult),
+        data=data,
+        files=files,
+        audio_seconds=upload.duration_s,
+    )
 
 
 def list_models() -> ApiCall[ModelList]:

@@ -15,6 +15,14 @@ from typing import Any
 import httpx
 from pydantic import ValidationError
 
+REQUEST_ID_HEADER = "x-request-id"
+
+
+def request_id_of(response: httpx.Response) -> str | None:
+    """The response's request id; the first when proxies on the way each echoed it."""
+    values = response.headers.get_list(REQUEST_ID_HEADER)
+    return values[0] if values else None
+
 
 class SonarayError(Exception):
     """Base of every exception the SDK raises."""
@@ -59,7 +67,7 @@ class APIStatusError(APIError):
         self.param: str | None = detail.get("param")
         self.code: str | None = detail.get("code")
         envelope_id = body.get("request_id") if isinstance(body, dict) else None
-        self.request_id: str | None = response.headers.get("x-request-id") or envelope_id
+        self.request_id: str | None = request_id_of(response) or envelope_id
         self.retry_after: float | None = parse_retry_after(response.headers.get("retry-after"))
 
     def __str__(self) -> str:
@@ -157,6 +165,17 @@ def parse_retry_after(value: str | None) -> float | None:
     if when.tzinfo is None:
         when = when.replace(tzinfo=timezone.utc)
     return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
+
+
+# Statuses that say the server cannot take the call now, whatever the input.
+_REFUSALS = frozenset({401, 403, 429, 502, 503, 504})
+
+
+def is_refusal(exc: BaseException) -> bool:
+    """True when the server was unreachable or refused the caller (not the input)."""
+    if isinstance(exc, APIStatusError):
+        return exc.status_code in _REFUSALS
+    return isinstance(exc, APIConnectionError)
 
 
 def describe_error(exc: Exception) -> str:

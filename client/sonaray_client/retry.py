@@ -12,8 +12,11 @@ from sonaray_client.errors import (
     APITimeoutError,
 )
 
-# 429 and 503 are the server saying "not now"; any other status would fail the same way again.
-RETRYABLE_STATUSES = frozenset({429, 503})
+# 429 and 503 are the server saying "not now"; 502 and 504 are a proxy or load balancer in
+# front of it failing to reach it. Every Sonaray call is a pure computation (no state on the
+# server changes), so sending a POST again costs at most repeated work. Any other status
+# would fail the same way again.
+RETRYABLE_STATUSES = frozenset({429, 502, 503, 504})
 
 
 @dataclass(frozen=True)
@@ -38,11 +41,16 @@ class RetryPolicy:
 
 
 def is_retryable(error: APIError) -> bool:
-    """True for 429/503 and for connections that failed before the server did any work."""
+    """True for 429/502/503/504, and for connections that broke before an answer began.
+
+    A refused, reset or dropped connection (a pooled keep-alive the server had closed, a
+    restarting replica) or a connect, pool or write timeout means no answer is coming, and
+    a Sonaray call changes nothing on the server, so sending it again is safe.
+    """
     if isinstance(error, APIStatusError):
         return error.status_code in RETRYABLE_STATUSES
     # A read timeout means the server may still be busy on this request: retrying would
     # pile a second copy of the work onto an already slow cluster.
     if isinstance(error, APITimeoutError):
-        return error.phase in ("connect", "pool")
+        return error.phase != "read"
     return isinstance(error, APIConnectionError)

@@ -7,9 +7,13 @@ client parses Sonaray's answers unchanged.
 
 from __future__ import annotations
 
-from typing import Literal
+from functools import cached_property
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+if TYPE_CHECKING:
+    from sonaray_client.response import ResponseInfo
 
 __all__ = [
     "AudioFormat",
@@ -55,6 +59,11 @@ class WireResult(BaseModel):
     client keeps working (requests stay strict; responses are forward compatible)."""
 
     model_config = ConfigDict(extra="ignore", protected_namespaces=())
+
+    @cached_property
+    def response_info(self) -> ResponseInfo | None:
+        """Request id and server timings of the response this came in; None if built here."""
+        return None
 
 
 # --- options: what a caller asks of a task --------------------------------------------

@@ -7,6 +7,7 @@ import hashlib
 import hmac
 import logging
 import os
+import time
 import uuid
 from typing import Annotated
 
@@ -98,6 +99,7 @@ def create_app() -> FastAPI:
     async def envelope(request: Request, call_next):
         request_id = request.headers.get(REQUEST_ID) or uuid.uuid4().hex
         request.state.request_id = request_id
+        started = time.perf_counter()
         try:
             key = _authorize(request)
             _check_length(request)
@@ -111,6 +113,11 @@ def create_app() -> FastAPI:
             return error_response(exc, request_id)
         if _echo_request_id:
             response.headers[REQUEST_ID] = request_id
+        # The router's whole time on the request, after any per-step timings a route set,
+        # so a caller can tell the cluster's time from the network's.
+        total = f"total;dur={(time.perf_counter() - started) * 1000:.1f}"
+        timing = response.headers.get("server-timing")
+        response.headers["server-timing"] = f"{timing}, {total}" if timing else total
         return response
 
     @app.exception_handler(SonarayError)

@@ -52,3 +52,21 @@ def test_async_client_runs_requests_concurrently(serve_url):
 
     for text, sentence in zip(asyncio.run(run()), SENTENCES[:4], strict=True):
         assert words(text) == words(sentence)
+
+
+def test_results_keep_request_id_and_timings_and_transcribe_many_runs_a_folder(serve_url):
+    clips = [(synthesize(s), 16000) for s in SENTENCES[:3]]
+
+    async def run():
+        async with AsyncSonaray(base_url=serve_url) as sonaray:
+            return await sonaray.transcribe_many(clips, concurrency=2)
+
+    results = asyncio.run(run())
+    assert [words(r.text) for r in results] == [words(s) for s in SENTENCES[:3]]
+    info = results[0].response_info
+    assert info.request_id and info.status_code == 200
+    assert info.server_timing["total"] > 0
+    with Sonaray(base_url=serve_url) as sonaray:
+        audio = sonaray.speak("Hello there.", extra_headers={"x-request-id": "cli-test-1"})
+    assert audio.response_info.request_id == "cli-test-1"
+    assert audio.sampling_rate == 22050

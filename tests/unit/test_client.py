@@ -19,7 +19,7 @@ from sonaray_client import (
     TranscriptionOptions,
     encode_wav,
 )
-from sonaray_client.subtitles import to_srt, to_vtt
+from sonaray_client.subtitles import CueLayout, cues, to_srt, to_vtt
 
 WAV = encode_wav([0.0, 0.5, -0.5, 1.0], 16000)
 
@@ -171,7 +171,6 @@ def test_settings_come_from_arguments_then_environment_then_defaults(monkeypatch
     plain = Sonaray()
     assert plain.base_url == "http://127.0.0.1:8000"
     assert "Authorization" not in plain.settings.headers()
-    assert plain.settings.timeout.read == 120.0
 
     monkeypatch.setenv("SONARAY_BASE_URL", "http://env:9000/")
     monkeypatch.setenv("SONARAY_API_KEY", "env-key")
@@ -180,11 +179,65 @@ def test_settings_come_from_arguments_then_environment_then_defaults(monkeypatch
     assert Sonaray(base_url="http://arg", api_key="k").base_url == "http://arg"
 
 
-def test_timeout_travels_with_each_request():
+def test_timeout_travels_with_each_request_and_a_call_can_set_its_own():
     server = FakeServer().reply("GET", "/healthz", httpx.Response(200, json={"status": "ok"}))
     with server.client(timeout=7.5) as client:
         client.health()
+        client.health(timeout=httpx.Timeout(3.0, read=1.0))
     assert server.requests[0].extensions["timeout"]["read"] == 7.5
+    assert server.requests[1].extensions["timeout"] == {
+        "connect": 3.0,
+        "read": 1.0,
+        "write": 3.0,
+        "pool": 3.0,
+    }
+
+
+def test_default_timeout_grows_with_the_audio_so_long_uploads_are_not_cut_off():
+    server = FakeServer().reply("POST", "/v1/seq2seq", httpx.Response(200, json=TRANSCRIPTION))
+    ten_minutes = encode_wav(np.zeros(8000 * 600, dtype=np.int16), 8000)
+    with server.client() as client:
+        client.transcribe(WAV)
+        client.transcribe(ten_minutes)
+    short, long = (r.extensions["timeout"] for r in server.requests)
+    assert short["read"] == pytest.approx(120.0, abs=1)
+    # 120 s, plus twice the clip's length read from its WAV header.
+    assert long["read"] == pytest.approx(120.0 + 2 * 600)
+    assert long["connect"] == 120.0
+
+
+def test_extra_headers_are_added_to_one_call_only():
+    server = FakeServer().reply("POST", "/v1/tts", httpx.Response(200, content=WAV))
+    with server.client(api_key="sk-1") as client:
+        client.speak("Hi.", extra_headers={"x-request-id": "mine-1", "x-tenant": "a"})
+        client.speak("Hi.")
+    first, second = server.requests
+    assert (first.headers["x-request-id"], first.headers["x-tenant"]) == ("mine-1", "a")
+    assert first.headers["authorization"] == "Bearer sk-1"
+    assert "x-tenant" not in second.headers
+
+
+def test_results_keep_the_request_id_and_server_timing():
+    headers = {"x-request-id": "req-42", "server-timing": "decode;dur=3.5, seq2seq;dur=120"}
+    # Ray Serve's proxy can echo the id a caller sent a second time.
+    audio_headers = [("x-request-id", "req-43"), ("x-request-id", "req-43")]
+    audio_headers.append(("x-sampling-rate", "22050"))
+    server = (
+        FakeServer()
+        .reply("POST", "/v1/seq2seq", httpx.Response(200, json=TRANSCRIPTION, headers=headers))
+        .reply("POST", "/v1/tts", httpx.Response(200, content=WAV, headers=audio_headers))
+    )
+    with server.client() as client:
+        result = client.transcribe(WAV)
+        audio = client.speak("Hi.")
+    assert result.response_info.request_id == "req-42"
+    assert result.response_info.server_timing == {"decode": 3.5, "seq2seq": 120.0}
+    # The wire shape is untouched: equal to the same result built locally, same JSON.
+    local = Transcription.model_validate(TRANSCRIPTION)
+    assert result == local and local.response_info is None
+    assert result.model_dump() == local.model_dump()
+    assert audio == WAV and audio.response_info.request_id == "req-43"
+    assert audio.sampling_rate == 22050
 
 
 def test_path_and_file_object_inputs_keep_their_names(tmp_path):
@@ -244,3 +297,44 @@ def test_subtitles_count_hours_and_fall_back_to_one_cue_without_segments():
     plain = Transcription(text="no timestamps", duration=2.0)
     assert to_vtt(plain) == "WEBVTT\n\n00:00:00.000 --> 00:00:02.000\nno timestamps\n"
     assert to_srt(Transcription(text=" ", duration=1.0)) == ""
+
+
+def test_line_limits_regroup_words_as_whispers_writer_does():
+    words = [("Hello", 0.0, 0.5), ("there,", 0.6, 1.0), ("my", 1.1, 1.3), ("friend.", 1.4, 2.0)]
+    later = [("Again.", 6.0, 6.5)]
+    transcription = Transcription(
+        text="Hello there, my friend. Again.",
+        duration=7.0,
+        segments=[
+            {
+                "id": i,
+                "start": group[0][1],
+                "end": group[-1][2],
+                "text": " ".join(w for w, _, _ in group),
+                "words": [{"word": f" {w}", "start": a, "end": b} for w, a, b in group],
+            }
+            for i, group in enumerate([words, later])
+        ],
+    )
+    # Words per line alone: each segment stays one cue, broken into lines.
+    per_line = cues(transcription, CueLayout(max_words_per_line=2))
+    assert [(c.start, c.end, c.text) for c in per_line] == [
+        (0.0, 2.0, "Hello there,\nmy friend."),
+        (6.0, 6.5, "Again."),
+    ]
+    # Width and count together: words flow into two-line cues; a long pause breaks one.
+    flowing = cues(transcription, CueLayout(max_line_width=12, max_line_count=2))
+    assert [(c.start, c.end, c.text) for c in flowing] == [
+        (0.0, 2.0, "Hello there,\nmy friend."),
+        (6.0, 6.5, "Again."),
+    ]
+    narrow = cues(transcription, CueLayout(max_line_width=9, max_line_count=1))
+    assert [c.text for c in narrow] == ["Hello", "there, my", "friend.", "Again."]
+    # Without word timings the limits cannot apply: one cue per segment.
+    plain = transcription.model_copy(
+        update={"segments": [s.model_copy(update={"words": None}) for s in transcription.segments]}
+    )
+    assert [c.text for c in cues(plain, CueLayout(max_line_width=5))] == [
+        "Hello there, my friend.",
+        "Again.",
+    ]

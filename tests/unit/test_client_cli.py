@@ -11,7 +11,7 @@ import sys
 import httpx
 import pytest
 from client_fixtures import TRANSCRIPTION, FakeServer, error_response, form_fields, json_body
-from sonaray_client import cli, encode_wav
+from sonaray_client import Transcription, cli, encode_wav
 from sonaray_client.cli import CliState, app
 from typer.testing import CliRunner
 
@@ -51,10 +51,8 @@ def test_transcribe_folder_writes_srt_beside_each_clip(folder):
     assert len(server.requests) == 3, "notes.txt is not sent"
     sent = {form_fields(r)["file"][0] for r in server.requests}
     assert sent == {"a.wav", "b.WAV", "c.wav"}
-    assert json.loads(form_fields(server.requests[0])["options"]) == {
-        "task": "transcribe",
-        "language": "en",
-    }
+    # Only what was asked is sent: the server's defaults apply to the rest.
+    assert json.loads(form_fields(server.requests[0])["options"]) == {"language": "en"}
     assert str(folder / "sub" / "c.srt") in result.stdout
 
 
@@ -77,10 +75,11 @@ def test_transcribe_json_round_trips_and_ctc_engine_is_used(tmp_path):
     clip = tmp_path / "talk.wav"
     clip.write_bytes(WAV)
     server = FakeServer().reply("POST", "/v1/ctc", httpx.Response(200, json=TRANSCRIPTION))
-    result = invoke(server, "transcribe", str(clip), "-f", "json", "--engine", "ctc")
+    result = invoke(server, "transcribe", str(clip), "-f", "verbose_json", "--engine", "ctc")
     assert result.exit_code == 0, result.output
     written = json.loads((tmp_path / "talk.json").read_text())
     assert written["segments"][1]["text"] == " General Kenobi."
+    assert Transcription.model_validate(written) == Transcription.model_validate(TRANSCRIPTION)
 
 
 def test_one_failing_file_is_reported_and_the_rest_still_written(folder):
@@ -121,14 +120,15 @@ def test_transcribe_keeps_at_most_concurrency_requests_in_flight(tmp_path):
 def test_missing_input_is_a_usage_error_and_nothing_is_sent(tmp_path):
     server = transcription_server()
     result = invoke(server, "transcribe", str(tmp_path / "missing.wav"))
-    assert result.exit_code == 2 and "does not exist" in result.output
+    assert result.exit_code == 2
+    assert result.stderr == f"error: no such file or folder: {tmp_path / 'missing.wav'}\n"
     assert server.requests == []
 
 
-def test_folder_without_audio_fails_clearly(tmp_path):
+def test_folder_without_audio_is_a_usage_error(tmp_path):
     (tmp_path / "notes.txt").write_text("x")
     result = invoke(transcription_server(), "transcribe", str(tmp_path))
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert result.stderr == "error: no audio files found\n"
 
 
@@ -147,7 +147,7 @@ def test_speak_writes_the_audio_in_the_suffixes_format(tmp_path):
 
 def test_speak_with_an_out_of_range_speed_prints_one_line(tmp_path):
     result = invoke(FakeServer(), "speak", "Hi.", "-o", str(tmp_path / "a.wav"), "--speed", "9")
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert (
         result.stderr.strip()
         == "error: invalid option speed: Input should be less than or equal to 4"
@@ -224,10 +224,10 @@ def test_global_options_reach_the_request():
     assert request.headers["authorization"] == "Bearer sk-1"
 
 
-def test_unhealthy_server_exits_non_zero():
+def test_unhealthy_server_exits_3():
     answer = httpx.Response(200, json={"status": "starting"})
     result = invoke(FakeServer().reply("GET", "/healthz", answer), "health")
-    assert result.exit_code == 1
+    assert result.exit_code == 3
 
 
 def test_broken_plugin_warns_and_the_cli_keeps_working(monkeypatch, capsys):
@@ -253,3 +253,84 @@ def test_installed_server_plugin_merges_into_models():
     assert shown.returncode == 0, shown.stderr
     # The server's store commands sit under `models` beside the cluster listing.
     assert "build" in shown.stdout and "list" in shown.stdout
+
+
+def test_speak_reads_text_from_stdin_and_writes_audio_to_stdout():
+    server = FakeServer().reply("POST", "/v1/tts", httpx.Response(200, content=b"ID3-mp3"))
+    result = runner.invoke(
+        app,
+        ["speak", "-o", "-", "-f", "mp3", "--seed", "7", "--speed", "1.25"],
+        obj=CliState(transport=server.transport),
+        input="Read from a pipe.\n",
+    )
+    assert result.exit_code == 0, result.output
+    assert result.stdout_bytes == b"ID3-mp3"
+    assert json_body(server.requests[0]) == {
+        "input": "Read from a pipe.\n",
+        "speed": 1.25,
+        "seed": 7,
+        "response_format": "mp3",
+    }
+
+
+def test_generate_sends_its_options_and_the_audio_prompt(tmp_path):
+    prompt_clip = tmp_path / "beat.wav"
+    prompt_clip.write_bytes(WAV)
+    server = FakeServer().reply("POST", "/v1/generate", httpx.Response(200, content=WAV))
+    out = tmp_path / "more.flac"
+    result = invoke(
+        server,
+        "generate",
+        "the same, faster",
+        "-o",
+        str(out),
+        "--duration",
+        "2.5",
+        "--seed",
+        "3",
+        "--guidance-scale",
+        "4",
+        "--audio-prompt",
+        str(prompt_clip),
+    )
+    assert result.exit_code == 0, result.output
+    assert out.read_bytes() == WAV
+    fields = form_fields(server.requests[0])
+    assert json.loads(fields["options"]) == {
+        "prompt": "the same, faster",
+        "duration_s": 2.5,
+        "seed": 3,
+        "guidance_scale": 4.0,
+    }
+    assert fields["response_format"] == "flac"
+    assert fields["file"] == ("beat.wav", WAV, "audio/wav")
+
+
+def test_pipeline_set_options_go_on_top_of_the_json_ones(tmp_path):
+    clip = tmp_path / "in.wav"
+    clip.write_bytes(WAV)
+    answer = {"pipeline": "transcribe-long", "steps": [], "transcription": TRANSCRIPTION}
+    server = FakeServer().reply(
+        "POST", "/v1/pipelines/transcribe-long", httpx.Response(200, json=answer)
+    )
+    options = '{"frames": {"threshold": 0.4}, "seq2seq": {"language": "de"}}'
+    sets = ["-s", "frames.threshold=0.6", "-s", "seq2seq.prompt=Kenobi"]
+    result = invoke(server, "pipeline", "transcribe-long", str(clip), "--options", options, *sets)
+    assert result.exit_code == 0, result.output
+    assert json.loads(form_fields(server.requests[0])["options"]) == {
+        "frames": {"threshold": 0.6},
+        "seq2seq": {"language": "de", "prompt": "Kenobi"},
+    }
+    bad = invoke(server, "pipeline", "transcribe-long", str(clip), "-s", "threshold=0.6")
+    assert bad.exit_code == 2 and "STEP.FIELD=VALUE" in bad.stderr
+
+
+@pytest.mark.parametrize(
+    "command",
+    ["transcribe", "speak", "generate", "classify", "detect-speech", "pipeline", "health"],
+)
+def test_every_commands_help_shows_an_example_and_the_exit_codes(command):
+    shown = runner.invoke(app, [command, "--help"], env={"COLUMNS": "200"})
+    assert shown.exit_code == 0
+    assert f"$ sonaray {command}" in shown.stdout or "$ sonaray --base-url" in shown.stdout
+    assert "3 server unreachable or refusing" in shown.stdout

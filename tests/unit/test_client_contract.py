@@ -64,7 +64,11 @@ def client(app, api_key: str) -> AsyncSonaray:
 async def test_health_and_models_parse(app):
     async with client(app, "sk-good") as sonaray:
         assert await sonaray.health() == {"status": "ok"}
-        assert (await sonaray.models()).data == [CARD]
+        listing = await sonaray.models(extra_headers={"x-request-id": "mine-7"})
+    assert listing.data == [CARD]
+    # The result keeps the request id it was sent under and the router's own time.
+    assert listing.response_info.request_id == "mine-7"
+    assert set(listing.response_info.server_timing) == {"total"}
 
 
 async def test_server_errors_arrive_as_typed_exceptions(app):

@@ -47,7 +47,6 @@ def sleeps(monkeypatch) -> list[float]:
         (415, UnsupportedMediaTypeError),
         (422, UnprocessableEntityError),
         (500, InternalServerError),
-        (502, InternalServerError),
         (418, APIStatusError),
     ],
 )
@@ -63,16 +62,17 @@ def test_status_maps_to_its_exception_with_envelope_details(status, error_class,
     assert error.request_id == "req-1"
     assert error.body["error"]["message"] == "model 'x' not found"
     assert str(error) == f"{status} model 'x' not found (request id req-1)"
-    assert len(server.requests) == 1, "only 429 and 503 are retried"
+    assert len(server.requests) == 1, "only 429, 502, 503 and 504 are retried"
     assert sleeps == []
 
 
-def test_non_json_error_body_still_gives_a_message():
+def test_non_json_error_body_still_gives_a_message(sleeps):
     server = FakeServer().reply("GET", "/healthz", httpx.Response(502, text="Bad Gateway\n"))
     with server.client() as client, pytest.raises(InternalServerError) as caught:
         client.health()
     assert caught.value.message == "Bad Gateway"
     assert caught.value.request_id is None
+    assert len(server.requests) == 3, "a proxy's 502 is retried"
 
 
 def test_fastapi_validation_detail_becomes_the_message():
