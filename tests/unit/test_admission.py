@@ -121,6 +121,10 @@ def test_request_timeout_header():
 
 
 def test_the_sdk_sends_its_timeout_as_the_request_deadline():
-    from sonaray_client import Sonaray
+    import httpx
+    from sonaray_client import core
 
-    assert Sonaray(timeout=30).settings.headers()["X-Request-Timeout"] == "30"
+    settings = core.ClientSettings.resolve("http://x", None, 30, 0)
+    call = core.ApiCall("GET", "/v1/models", parse=lambda r: r)
+    with httpx.Client() as http:
+        assert call.build(http, settings).headers["x-request-timeout"] == "30"
