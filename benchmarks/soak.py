@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import random
 import sys
+import threading
 import time
 from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass
@@ -179,30 +180,33 @@ def board():
     return handle.snapshot.remote().result(timeout_s=30)
 
 
-async def sample_memory(samples: list[dict], t0: float, until: float) -> None:
+def sample_memory(samples: list[dict], at: float) -> None:
+    try:
+        snapshot = board()
+    except Exception as exc:  # the board itself may be moving after a kill
+        print(f"  memory sample skipped: {type(exc).__name__}", file=sys.stderr)
+        return
+    for r in snapshot.reports:
+        samples.append({"t": at, "replica": f"{r.task}:{r.replica[:8]}", "rss": r.rss_bytes})
+
+
+def faults_and_memory(cluster, workers, plan, kills, samples, t0: float, until: float) -> None:
+    """The main thread's part (Ray adds nodes only from it): kills on schedule, and RSS
+    of every replica every 5 s."""
+    plan = list(plan)
+    next_sample = t0
     while time.monotonic() < until:
-        try:
-            snapshot = await asyncio.to_thread(board)
-            at = round(time.monotonic() - t0, 1)
-            for r in snapshot.reports:
-                samples.append(
-                    {"t": at, "replica": f"{r.task}:{r.replica[:8]}", "rss": r.rss_bytes}
-                )
-        except Exception as exc:  # the board itself may be moving after a kill
-            print(f"  memory sample skipped: {type(exc).__name__}", file=sys.stderr)
-        await asyncio.sleep(5)
-
-
-async def fault_schedule(cluster, workers, plan, kills: list[dict], t0: float) -> None:
-    for at, what in plan:
-        await asyncio.sleep(max(0.0, at - (time.monotonic() - t0)))
-        if what == "node":
-            note = await asyncio.to_thread(kill_worker_node, cluster, workers)
-        else:
-            note = await asyncio.to_thread(kill_replica, what)
-        moment = round(time.monotonic() - t0, 1)
-        kills.append({"t": moment, "what": what, "note": note})
-        print(f"  t={moment:6.1f}s {note}")
+        now = time.monotonic()
+        if plan and now - t0 >= plan[0][0]:
+            _, what = plan.pop(0)
+            note = kill_worker_node(cluster, workers) if what == "node" else kill_replica(what)
+            moment = round(time.monotonic() - t0, 1)
+            kills.append({"t": moment, "what": what, "note": note})
+            print(f"  t={moment:6.1f}s {note}")
+        if now >= next_sample:
+            sample_memory(samples, round(now - t0, 1))
+            next_sample = now + 5
+        time.sleep(0.5)
 
 
 # --- figures --------------------------------------------------------------------------
@@ -341,17 +345,19 @@ def run(args) -> dict[str, Any]:
         samples: list[dict] = []
         kills: list[dict] = []
 
-        async def soak():
-            t0 = time.monotonic()
-            until = t0 + duration
+        t0 = time.monotonic()
+        until = t0 + duration
+
+        async def load():
             await asyncio.gather(
                 *(client_loop(base, reqs, outcomes, t0, until) for _ in range(CLIENTS)),
                 *(sdk_loop(base, reqs["sdk"], outcomes, t0, until) for _ in range(SDK_CLIENTS)),
-                sample_memory(samples, t0, until),
-                fault_schedule(cluster, workers, plan, kills, t0),
             )
 
-        asyncio.run(soak())
+        clients = threading.Thread(target=asyncio.run, args=(load(),))
+        clients.start()
+        faults_and_memory(cluster, workers, plan, kills, samples, t0, until)
+        clients.join()
     finally:
         serve.shutdown()
         ray.shutdown()
