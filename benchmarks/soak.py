@@ -332,7 +332,8 @@ def run(args) -> dict[str, Any]:
         plan = [(every * i / 2, w) for i, w in enumerate(["seq2seq", "Router", "node"] * 2, 1)]
     harness.build_models(["whisper-tiny.en", "silero-vad", "piper-joe-medium"])
     cluster = Cluster(
-        initialize_head=True, head_node_args={"num_cpus": 2, "resources": {HEAD: 1000}}
+        initialize_head=True,
+        head_node_args={"num_cpus": 2, "resources": {HEAD: 1000}, "include_dashboard": False},
     )
     workers = [cluster.add_node(num_cpus=3, resources={WORKER: 1000}) for _ in range(2)]
     try:

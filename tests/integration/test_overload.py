@@ -67,9 +67,14 @@ def transcribe(client: httpx.Client, data: bytes, **kwargs) -> httpx.Response:
 @pytest.fixture
 def faults(faults_url):
     with httpx.Client(base_url=faults_url, timeout=120) as client:
-        for _ in range(2):  # the replicas measure their service time
-            warm = transcribe(client, wav(1.0))
-            assert warm.status_code == 200, warm.text
+        # The replicas measure their service time; right after another test's burst the
+        # router's figures may still hold it (refusing errs on the safe side): retry.
+        answers = []
+        while answers.count(200) < 2 and len(answers) < 60:
+            answers.append(transcribe(client, wav(1.0)).status_code)
+            if answers[-1] != 200:
+                time.sleep(0.5)
+        assert answers.count(200) == 2 and set(answers) <= {200, 503}, answers
         wait_for(lambda: len(board().of("seq2seq")) == 2, 30, "both replicas reporting")
         yield client
     wait_for(idle, 60, "idle after the test")
