@@ -11,7 +11,7 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Generic, Literal, TypeVar, get_args
+from typing import Any, Generic, Literal, TypeVar
 from urllib.parse import quote
 
 import httpx
@@ -28,6 +28,7 @@ from sonaray_client.errors import (
 from sonaray_client.response import AudioBytes, attach
 from sonaray_client.retry import RetryPolicy
 from sonaray_client.types import (
+    AUDIO_FORMATS,
     AudioFormat,
     Classification,
     ClassificationOptions,
@@ -294,7 +295,7 @@ def health() -> ApiCall[dict[str, Any]]:
 def format_for(path: Path) -> AudioFormat:
     """The audio format a file name's suffix asks for; wav when it names none we serve."""
     suffix = path.suffix.lower().lstrip(".")
-    return suffix if suffix in get_args(AudioFormat) else "wav"
+    return suffix if suffix in AUDIO_FORMATS else "wav"
 
 
 def _model_field(model: str | None) -> dict[str, str]:

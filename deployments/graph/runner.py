@@ -104,6 +104,7 @@ def stitch(parts: list[tuple[float, Transcription]], duration: float) -> Transcr
                         "start": seg.start + offset,
                         "end": seg.end + offset,
                         "words": shifted or seg.words,
+                        "seek": None if seg.seek is None else seg.seek + round(offset * 100),
                     }
                 )
             )

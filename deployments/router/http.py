@@ -19,6 +19,7 @@ from sonaray_client.types import ErrorEnvelope
 from deployments.config import AuthConfig
 from deployments.errors import Overloaded, PayloadTooLarge, RetryLater, SonarayError, Unauthorized
 from deployments.router.cors import ConfiguredCORS
+from deployments.router.openapi import shell_openapi
 from deployments.router.request_scope import TIMEOUT_HEADER, open_scope
 from deployments.router.service import SonarayService
 
@@ -30,13 +31,14 @@ REQUEST_ID = "x-request-id"
 ERROR_RESPONSES = {
     status: {"model": ErrorEnvelope, "description": text}
     for status, text in {
-        400: "Invalid input: undecodable audio, empty text, bad option (the message says which).",
+        400: "Invalid input: a malformed or unknown field, undecodable audio, empty text, a "
+        "bad option, an OpenAI field Sonaray cannot honour (`param` names the field).",
         401: "Missing or wrong API key.",
         404: "Unknown model or pipeline.",
         413: "Over a limit: upload bytes, audio seconds or text characters.",
         415: "Audio format not accepted.",
-        422: "Malformed request fields.",
         429: "The API key is over its concurrency or audio-per-minute limit; see `Retry-After`.",
+        500: "A fault on the server's side (a model failed on input it accepted).",
         503: "The cluster is full (the request would queue past `limits.max_queue_seconds` or "
         "its `X-Request-Timeout`), draining, or a replica is restarting; see `Retry-After`.",
         504: "The request's `X-Request-Timeout` passed; its work was cancelled.",
@@ -94,6 +96,7 @@ def create_app() -> FastAPI:
         description="Hugging Face audio models served by Ray Serve: native task routes, "
         "pipelines, an OpenAI-compatible audio API and Hugging Face task routes.",
     )
+    app.openapi = shell_openapi(app, open_paths=OPEN_PATHS, request_id=REQUEST_ID)
 
     @app.middleware("http")
     async def envelope(request: Request, call_next):
@@ -129,7 +132,8 @@ def create_app() -> FastAPI:
         first = exc.errors()[0] if exc.errors() else {}
         param = ".".join(str(p) for p in first.get("loc", ())[1:]) or None
         err = SonarayError(f"invalid request: {first.get('msg', exc)}", param=param)
-        err.status, err.type, err.code = 422, "invalid_request_error", "invalid_field"
+        # 400 as OpenAI answers it (openai-python raises BadRequestError), not FastAPI's 422
+        err.status, err.type, err.code = 400, "invalid_request_error", "invalid_field"
         return error_response(err, request.state.request_id)
 
     @app.exception_handler(Exception)

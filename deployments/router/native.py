@@ -2,19 +2,24 @@
 
 import base64
 import json
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.responses import Response
 from pydantic import BaseModel, ValidationError
 from sonaray_client.types import (
+    AUDIO_FORMATS,
+    GenerateRequest,
     GenerationOptions,
+    Health,
+    ModelCard,
     ModelList,
     PipelineResult,
     SpeechOptions,
+    SpeechRequest,
 )
 
-from deployments.audio import encode_audio
+from deployments.audio import ENCODINGS, encode_audio, output_rate
 from deployments.errors import InvalidRequest
 from deployments.protocol import AudioItem, TaskSpec, TextItem, tasks_where
 from deployments.router.http import ERROR_RESPONSES, Service
@@ -24,7 +29,21 @@ router = APIRouter(responses=ERROR_RESPONSES)
 FileField = Annotated[UploadFile, File(description="Audio file (wav, flac, ogg, mp3, m4a, ...).")]
 ModelField = Annotated[str | None, Form(description="Model name; the task's default if omitted.")]
 OptionsField = Annotated[str | None, Form(description="Task options as a JSON object.")]
-AUDIO_RESPONSE = {200: {"content": {"audio/wav": {}}, "description": "Encoded audio."}}
+AUDIO_RESPONSE = {
+    200: {
+        "content": {
+            media_type: {"schema": {"type": "string", "format": "binary"}}
+            for media_type in dict.fromkeys(e.media_type for e in ENCODINGS.values())
+        },
+        "description": "Audio in `response_format` (wav by default; pcm is raw 16-bit mono).",
+        "headers": {
+            "x-sampling-rate": {
+                "description": "Sampling rate of the audio, in Hz.",
+                "schema": {"type": "integer"},
+            }
+        },
+    }
+}
 
 
 def json_object(raw: str | bytes | None, param: str = "options") -> dict:
@@ -57,13 +76,21 @@ async def read_upload(file: UploadFile, service) -> bytes:
 
 
 @router.get("/healthz", tags=["meta"])
-async def healthz() -> dict:
-    return {"status": "ok"}
+async def healthz() -> Health:
+    return Health()
 
 
 @router.get("/v1/models", tags=["meta"])
 async def list_models(service: Service) -> ModelList:
+    """Every served model (OpenAI ``models.list``)."""
     return ModelList(data=await service.model_cards())
+
+
+@router.get("/v1/models/{model_id}", tags=["meta"])
+async def retrieve_model(service: Service, model_id: str) -> ModelCard:
+    """One served model (OpenAI ``models.retrieve``); an unknown id is a 404."""
+    service.target_of(model_id)
+    return next(card for card in await service.model_cards() if card.id == model_id)
 
 
 def _add_audio_route(spec: TaskSpec) -> None:
@@ -97,21 +124,10 @@ for _spec in tasks_where(lambda spec: spec.reads_audio):
     _add_audio_route(_spec)
 
 
-class SpeechRequest(SpeechOptions):
-    model: str | None = None
-    response_format: Literal["wav", "flac", "pcm", "mp3", "ogg"] = "wav"
-
-
-class GenerateRequest(GenerationOptions):
-    model: str | None = None
-    response_format: Literal["wav", "flac", "pcm", "mp3", "ogg"] = "wav"
-
-
 def audio_response(waveform, fmt: str) -> Response:
     data, media_type = encode_audio(waveform.audio, waveform.sampling_rate, fmt)
-    return Response(
-        data, media_type=media_type, headers={"x-sampling-rate": str(waveform.sampling_rate)}
-    )
+    rate = output_rate(fmt, waveform.sampling_rate)
+    return Response(data, media_type=media_type, headers={"x-sampling-rate": str(rate)})
 
 
 @router.post("/v1/tts", tags=["tasks"], response_class=Response, responses=AUDIO_RESPONSE)
@@ -139,7 +155,11 @@ GENERATE_BODY = {
                         },
                         "options": {"type": "string", "description": "GenerationOptions JSON."},
                         "model": {"type": "string"},
-                        "response_format": {"type": "string", "default": "wav"},
+                        "response_format": {
+                            "type": "string",
+                            "enum": list(AUDIO_FORMATS),
+                            "default": "wav",
+                        },
                     },
                 }
             },
