@@ -28,6 +28,7 @@ LAYERS = {
     "router": 5,
     "app": 6,
     "launch": 6,
+    "drain": 6,
     "k8s": 7,
 }
 
