@@ -7,7 +7,7 @@ in the Serve config's ``deployments:`` list, not here.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from sonaray_client.types import TaskId
@@ -15,7 +15,7 @@ from sonaray_client.types import TaskId
 from deployments.graph.types import check_pipeline
 from deployments.models.catalog import CATALOG
 from deployments.models.store import check_ref
-from deployments.protocol import TASKS
+from deployments.protocol import ROLES, TASKS
 
 
 class StrictModel(BaseModel):
@@ -61,6 +61,23 @@ class LimitsConfig(StrictModel):
         30.0, gt=0, description="Transcriptions longer than this go through VAD chunking."
     )
     chunk_seconds: float = Field(30.0, gt=0, le=30.0, description="Max ASR chunk after VAD.")
+    max_session_seconds: float = Field(1800.0, gt=0, description="Longest realtime session.")
+    max_sessions: int = Field(64, gt=0, description="Realtime sessions per router replica.")
+    max_append_bytes: int = Field(
+        15 * 1024 * 1024, gt=0, description="Largest input_audio_buffer.append (base64)."
+    )
+    # 10 s: a request refused within a second can be retried elsewhere or later, while one
+    # queued past ~10 s would, with its own service time, outlast the 30 s timeouts
+    # clients commonly set; None turns the time bound off (Serve's count bound remains).
+    max_queue_seconds: float | None = Field(
+        10.0, gt=0, description="Refuse (503) a request that would queue longer than this."
+    )
+    per_key_concurrent_requests: int | None = Field(
+        None, gt=0, description="Requests one API key may have running at once (429 above)."
+    )
+    per_key_audio_seconds_per_minute: float | None = Field(
+        None, gt=0, description="Audio seconds one API key may send per minute (429 above)."
+    )
 
 
 class AuthConfig(StrictModel):
@@ -78,6 +95,43 @@ class VoicesConfig(StrictModel):
     max_seconds: float = Field(30.0, gt=0, le=120, description="Longest reference clip.")
 
 
+class EchoResponder(StrictModel):
+    """Speak the user's own words back (the ``speech-to-speech`` pipeline, live)."""
+
+    type: Literal["echo"] = "echo"
+
+
+class ChatResponder(StrictModel):
+    """Reply with an OpenAI-compatible ``/v1/chat/completions`` endpoint: a voice agent."""
+
+    type: Literal["chat"]
+    url: str = Field(..., pattern=r"^https?://", description="The full chat completions URL.")
+    model: str
+    system_prompt: str | None = None
+    timeout_s: float = Field(30.0, gt=0)
+    api_key_env: str | None = Field(None, description="Variable holding the endpoint's key.")
+
+
+class RealtimeConfig(StrictModel):
+    """The live session of ``/v1/realtime``: a frames -> ASR -> tts pipeline and a responder."""
+
+    pipeline: str = "speech-to-speech"
+    responder: EchoResponder | ChatResponder = Field(
+        default_factory=EchoResponder, discriminator="type"
+    )
+    call_timeout_s: float = Field(30.0, gt=0, description="Longest wait for one model call.")
+
+
+class CorsConfig(StrictModel):
+    """Cross-origin access for browser clients; off (no origins) by default."""
+
+    allow_origins: list[str] = Field(default_factory=list)
+    allow_methods: list[str] = Field(default_factory=lambda: ["GET", "POST"])
+    allow_headers: list[str] = Field(
+        default_factory=lambda: ["authorization", "content-type", "x-request-timeout"]
+    )
+
+
 class SonarayArgs(StrictModel):
     """The ``args:`` of a Sonaray application in a Serve config."""
 
@@ -86,6 +140,8 @@ class SonarayArgs(StrictModel):
     limits: LimitsConfig = Field(default_factory=LimitsConfig)
     auth: AuthConfig = Field(default_factory=AuthConfig)
     voices: VoicesConfig = Field(default_factory=VoicesConfig)
+    realtime: RealtimeConfig | None = None
+    cors: CorsConfig = Field(default_factory=CorsConfig)
 
     @field_validator("models")
     @classmethod
@@ -112,7 +168,27 @@ class SonarayArgs(StrictModel):
                 if model is not None and self.model(model).task != task:
                     raise ValueError(f"pipelines.{name}: model {model!r} does not serve {task!r}")
             check_pipeline(name, tasks)
+        if self.realtime is not None:
+            self._check_realtime(self.realtime.pipeline)
         return self
+
+    def _check_realtime(self, name: str) -> None:
+        if name not in self.pipelines:
+            raise ValueError(
+                f"realtime.pipeline: no pipeline {name!r}; have {sorted(self.pipelines)}"
+            )
+        steps = [s.task for s in self.steps(name)]
+        live = (
+            len(steps) == 3
+            and steps[0] == ROLES.segment
+            and TASKS[steps[1]].transcribes
+            and steps[2] == ROLES.speak
+        )
+        if not live:
+            raise ValueError(
+                f"realtime.pipeline {name!r} must be [{ROLES.segment}, speech recognition, "
+                f"{ROLES.speak}], not {steps}"
+            )
 
     @property
     def tasks(self) -> list[str]:

@@ -128,6 +128,10 @@ class SpeechRequest(SpeechOptions):
 
     model: str | None = Field(None, description="A tts model; the task's default if omitted.")
     response_format: AudioFormat = "wav"
+    stream: bool = Field(False, description="Stream sentence by sentence (a chunked body).")
+    stream_format: Literal["audio", "sse"] | None = Field(
+        None, description="Stream as a chunked body (audio) or as SSE events (sse)."
+    )
 
 
 class GenerateRequest(GenerationOptions):

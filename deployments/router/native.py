@@ -23,7 +23,14 @@ from deployments.audio import ENCODINGS, encode_audio, output_rate
 from deployments.errors import InvalidRequest
 from deployments.protocol import AudioItem, TaskSpec, TextItem, tasks_where
 from deployments.router.http import ERROR_RESPONSES, Service
-from deployments.router.voices import parse_fields, speech_body, speech_fields, speech_item
+from deployments.router.streaming import speech_stream
+from deployments.router.voices import (
+    check_streamable,
+    parse_fields,
+    speech_body,
+    speech_fields,
+    speech_item,
+)
 
 router = APIRouter(responses=ERROR_RESPONSES)
 
@@ -142,9 +149,22 @@ async def tts(service: Service, request: Request) -> Response:
     """Text to speech: JSON, or multipart with a ``reference_audio`` clip to clone."""
     fields, reference = await speech_fields(request)
     body = parse_fields(fields, SpeechRequest)
+    options = SpeechOptions.model_validate(
+        body.model_dump(exclude={"model", "response_format", "stream", "stream_format"})
+    )
     target = service.target("tts", body.model)
-    options = SpeechOptions.model_validate(body.model_dump(exclude={"model", "response_format"}))
     item = await speech_item(service, target, options, reference)
+    if body.stream or body.stream_format:
+        check_streamable(item)
+        rate = output_rate(body.response_format, await service.sampling_rate(target))
+        return await speech_stream(
+            service,
+            target,
+            item.options,
+            body.response_format,
+            body.stream_format or "audio",
+            headers={"x-sampling-rate": str(rate)},
+        )
     waveform = await service.synthesize(target, item)
     return audio_response(waveform, body.response_format)
 

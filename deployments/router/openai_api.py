@@ -23,6 +23,7 @@ from sonaray_client.types import (
 )
 
 from deployments.audio import ENCODINGS, encode_audio
+from deployments.audio_stream import STREAM_FORMATS
 from deployments.errors import InvalidRequest
 from deployments.protocol import ROLES, Target
 from deployments.router.diarized import diarized_json
@@ -41,7 +42,14 @@ from deployments.router.openai_protocol import (
     verbose_json,
 )
 from deployments.router.service import SonarayService
-from deployments.router.voices import parse_fields, speech_body, speech_fields, speech_item
+from deployments.router.streaming import speech_stream, transcript_stream
+from deployments.router.voices import (
+    check_streamable,
+    parse_fields,
+    speech_body,
+    speech_fields,
+    speech_item,
+)
 
 router = APIRouter(prefix="/v1/audio", tags=["openai"], responses=ERROR_RESPONSES)
 
@@ -106,6 +114,7 @@ async def _recognize(
     temperature: float,
     granularities: list[str] | None,
     vad: VadOptions | None,
+    stream: bool = False,
 ) -> Response:
     target = _asr_target(service, model, translate)
     words = response_format == "verbose_json" and "word" in (granularities or [])
@@ -123,6 +132,8 @@ async def _recognize(
             raise InvalidRequest("diarized_json is for transcriptions", param="response_format")
         turns = await service.diarize(audio, options, target)
         return JSONResponse(diarized_json(turns, audio.duration))
+    if stream:
+        return await transcript_stream(service, audio, options, target, vad=vad)
     result = await service.transcribe(audio, options, target, vad=vad)
     return transcript_response(result, response_format, options.task, temperature, words)
 
@@ -151,6 +162,7 @@ async def transcriptions(
     response_format: FormatField = "json",
     temperature: TemperatureField = 0.0,
     timestamp_granularities: Granularities = None,
+    stream: Annotated[bool, Form(description="Server-Sent Events as chunks finish.")] = False,
 ) -> Response:
     """Speech to text in the spoken language (OpenAI ``audio.transcriptions.create``).
 
@@ -169,6 +181,7 @@ async def transcriptions(
         temperature=temperature,
         granularities=timestamp_granularities,
         vad=vad,
+        stream=stream,
     )
 
 
@@ -239,6 +252,12 @@ async def speech(service: Service, request: Request) -> Response:
     voice = body.voice.id if isinstance(body.voice, VoiceRef) else body.voice
     options = SpeechOptions(input=body.input, voice=voice, speed=body.speed)
     item = await speech_item(service, target, options, reference)
+    if body.stream_format == "sse" or body.response_format in STREAM_FORMATS:
+        check_streamable(item)
+        out_rate = OPENAI_PCM_RATE if body.response_format == "pcm" else None
+        return await speech_stream(
+            service, target, item.options, body.response_format, body.stream_format, out_rate
+        )
     waveform = await service.synthesize(target, item)
     fmt = body.response_format
     data, media_type = encode_audio(

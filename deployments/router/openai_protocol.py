@@ -92,7 +92,11 @@ class OpenAISpeechRequest(BaseModel):
     )
     response_format: SpeechFormat = "mp3"
     speed: float = Field(1.0, ge=0.25, le=4.0)
-    stream_format: Literal["audio"] = "audio"
+    stream_format: Literal["audio", "sse"] = Field(
+        "audio",
+        description="audio: a chunked body, sentence by sentence (flac and aac come whole); "
+        "sse: speech.audio.delta events, then speech.audio.done.",
+    )
 
 
 def _compression_ratio(text: str) -> float:

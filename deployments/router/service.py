@@ -8,6 +8,8 @@ id and never imports an engine.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import aclosing
 from typing import Any
 
 import ray
@@ -38,6 +40,7 @@ from deployments.graph.runner import (
     run_pipeline,
     transcribe_chunks,
 )
+from deployments.graph.streams import transcribe_chunks_stream
 from deployments.protocol import (
     ROLES,
     TASKS,
@@ -47,6 +50,9 @@ from deployments.protocol import (
     Waveform,
     check_text,
 )
+from deployments.router.admission import Admission
+from deployments.router.quotas import CallerQuotas
+from deployments.router.request_scope import admit, bounded, current_scope
 
 RETRYABLE = (ray.exceptions.ActorDiedError, ray.exceptions.ActorUnavailableError)
 
@@ -59,6 +65,8 @@ class SonarayService:
         self.api_keys = api_keys
         self.limits = args.limits
         self.handles = handles
+        self.admission = Admission(args.limits.max_queue_seconds)
+        self.quotas = CallerQuotas(args.limits)
         self._rates: dict[Target, int] = {}
         self._voices: dict[Target, list[str]] = {}
         self._speaker_frames: list[Target] | None = None
@@ -118,14 +126,20 @@ class SonarayService:
     # --- calls ----------------------------------------------------------------------
 
     async def call(self, target: Target, item: Any) -> Any:
-        """One request to a task deployment; a replica that died is retried once."""
+        """One request to a task deployment, admitted by the time bound and held to the
+        caller's deadline; a replica that died is retried once."""
+        admit(self.admission, [target.task])
         handle = self.handles[target.task].options(multiplexed_model_id=target.model)
+        self.admission.sending(target.task)
         return await self._guarded(handle.remote, target.model, item)
 
     async def _guarded(self, send, name: str, *args: Any) -> Any:
         for attempt in range(2):
+            response = send(*args)
             try:
-                return await send(*args)
+                # bounded() holds the call to the request's deadline and cancels it
+                # downstream when the deadline passes or the caller goes away.
+                return await bounded(response)
             except RETRYABLE as exc:
                 if attempt == 1:
                     raise Overloaded(f"model {name} is restarting; retry shortly") from exc
@@ -158,9 +172,12 @@ class SonarayService:
         """Check limits, decode once, resample to the target model's rate."""
         self.check_upload(data, filename)
         rate = await self.sampling_rate(target)
-        return await asyncio.to_thread(
+        audio = await asyncio.to_thread(
             decode_audio, data, target_rate=rate, max_seconds=self.limits.max_audio_seconds
         )
+        scope = current_scope()
+        self.quotas.charge_audio(scope.caller if scope else None, audio.duration)
+        return audio
 
     def check_text(self, text: str, param: str = "input") -> str:
         return check_text(text, max_chars=self.limits.max_text_chars, param=param)
@@ -193,12 +210,44 @@ class SonarayService:
         (found with ``vad``, the VAD model's defaults if None)."""
         if not self.long_audio(audio):
             return await self.call(target, AudioItem(audio.audio, audio.sampling_rate, options))
-        found = await self.segment(audio, vad)
-        chunks = merge_segments(found.segments, self.limits.chunk_seconds, audio.duration)
         result = await transcribe_chunks(
-            self.call, target, audio.audio, audio.sampling_rate, chunks, options
+            self.call,
+            target,
+            audio.audio,
+            audio.sampling_rate,
+            await self.chunks(audio, vad, target),
+            options,
         )
         return result.model_copy(update={"model": target.model})
+
+    async def transcribe_stream(
+        self,
+        audio: DecodedAudio,
+        options: TranscriptionOptions,
+        target: Target,
+        *,
+        vad: VadOptions | None = None,
+    ) -> AsyncIterator[Transcription]:
+        """``transcribe`` as it happens: long audio yields each VAD chunk's text in order."""
+        if not self.long_audio(audio):
+            yield await self.call(target, AudioItem(audio.audio, audio.sampling_rate, options))
+            return
+        chunks = await self.chunks(audio, vad, target)
+        parts = transcribe_chunks_stream(
+            self.call, target, audio.audio, audio.sampling_rate, chunks, options
+        )
+        async with aclosing(parts):
+            async for part in parts:
+                yield part.model_copy(update={"model": target.model})
+
+    async def chunks(
+        self, audio: DecodedAudio, vad: VadOptions | None, target: Target
+    ) -> list[tuple[float, float]]:
+        """The ASR chunks of long audio for ``target``: its VAD segments merged up to
+        ``chunk_seconds`` (the request is admitted for both tasks first)."""
+        admit(self.admission, [ROLES.segment, target.task])
+        found = await self.segment(audio, vad)
+        return merge_segments(found.segments, self.limits.chunk_seconds, audio.duration)
 
     async def synthesize(
         self, target: Target, item: TextItem, *, param: str | None = None
@@ -250,4 +299,5 @@ class SonarayService:
             max_text_chars=self.limits.max_text_chars,
         )
         steps = self.pipeline_steps(name)
+        admit(self.admission, [s.task for s in steps])
         return await run_pipeline(context, steps, audio.audio, audio.sampling_rate, options)

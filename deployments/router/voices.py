@@ -92,6 +92,15 @@ async def speech_item(
     return TextItem(options)
 
 
+def check_streamable(item: TextItem) -> None:
+    """Streamed speech is spoken from text alone: a clip to clone is a 400 there."""
+    if item.audio is not None:
+        raise InvalidRequest(
+            "streamed speech cannot clone a voice yet: send the clip without stream",
+            param="stream",
+        )
+
+
 async def speech_fields(request: Request) -> tuple[dict, UploadFile | None]:
     """A speech request's fields and its reference clip: a JSON body, or multipart form
     fields (an ``options`` JSON field, if any, merged under the others)."""
