@@ -252,7 +252,10 @@ async def speech(service: Service, request: Request) -> Response:
     voice = body.voice.id if isinstance(body.voice, VoiceRef) else body.voice
     options = SpeechOptions(input=body.input, voice=voice, speed=body.speed)
     item = await speech_item(service, target, options, reference)
-    if body.stream_format == "sse" or body.response_format in STREAM_FORMATS:
+    # A cloned voice is spoken whole (streams take text alone); SSE was asked for: refuse.
+    if body.stream_format == "sse" or (
+        body.response_format in STREAM_FORMATS and item.audio is None
+    ):
         check_streamable(item)
         out_rate = OPENAI_PCM_RATE if body.response_format == "pcm" else None
         return await speech_stream(
