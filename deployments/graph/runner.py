@@ -21,7 +21,6 @@ from sonaray_client.types import (
     StepTiming,
     Transcription,
     TranscriptionOptions,
-    TranscriptSegment,
     WordTiming,
 )
 
@@ -87,37 +86,48 @@ def merge_segments(
     return chunks
 
 
+def shift(part: Transcription, offset: float, first_id: int = 0) -> Transcription:
+    """A chunk's transcription with its timestamps moved by the chunk's start ``offset``.
+
+    Segments are renumbered from ``first_id``, so the chunks of one file count on.
+    """
+
+    def moved(w: WordTiming) -> WordTiming:
+        return w.model_copy(update={"start": w.start + offset, "end": w.end + offset})
+
+    segments = [
+        seg.model_copy(
+            update={
+                "id": first_id + i,
+                "start": seg.start + offset,
+                "end": seg.end + offset,
+                "words": [moved(w) for w in seg.words] if seg.words else seg.words,
+            }
+        )
+        for i, seg in enumerate(part.segments)
+    ]
+    words = [moved(w) for w in part.words] if part.words else part.words
+    return part.model_copy(update={"segments": segments, "words": words})
+
+
 def stitch(parts: list[tuple[float, Transcription]], duration: float) -> Transcription:
     """Join chunk transcriptions, shifting their timestamps by each chunk's start."""
-    segments: list[TranscriptSegment] = []
-    words: list[WordTiming] = []
+    shifted: list[Transcription] = []
     for offset, part in parts:
-        for seg in part.segments:
-            shifted = [
-                w.model_copy(update={"start": w.start + offset, "end": w.end + offset})
-                for w in seg.words or []
-            ]
-            segments.append(
-                seg.model_copy(
-                    update={
-                        "id": len(segments),
-                        "start": seg.start + offset,
-                        "end": seg.end + offset,
-                        "words": shifted or seg.words,
-                    }
-                )
-            )
-        words.extend(
-            w.model_copy(update={"start": w.start + offset, "end": w.end + offset})
-            for w in part.words or []
-        )
-    first = parts[0][1] if parts else None
+        shifted.append(shift(part, offset, sum(len(p.segments) for p in shifted)))
+    return join(shifted, duration)
+
+
+def join(parts: list[Transcription], duration: float) -> Transcription:
+    """One transcription of already shifted chunk transcriptions, in order."""
+    first = parts[0] if parts else None
+    words = [w for p in parts for w in p.words or []]
     return Transcription(
-        text=" ".join(p.text.strip() for _, p in parts if p.text.strip()),
+        text=" ".join(p.text.strip() for p in parts if p.text.strip()),
         language=first.language if first else None,
         language_probability=first.language_probability if first else None,
         duration=duration,
-        segments=segments,
+        segments=[seg for p in parts for seg in p.segments],
         words=words or None,
         model=first.model if first else None,
     )

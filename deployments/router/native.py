@@ -6,7 +6,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.responses import Response
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 from sonaray_client.types import (
     GenerationOptions,
     ModelList,
@@ -18,6 +18,7 @@ from deployments.audio import encode_audio
 from deployments.errors import InvalidRequest
 from deployments.protocol import AudioItem, TaskSpec, TextItem, tasks_where
 from deployments.router.http import ERROR_RESPONSES, Service
+from deployments.router.streaming import speech_stream
 
 router = APIRouter(responses=ERROR_RESPONSES)
 
@@ -100,6 +101,10 @@ for _spec in tasks_where(lambda spec: spec.reads_audio):
 class SpeechRequest(SpeechOptions):
     model: str | None = None
     response_format: Literal["wav", "flac", "pcm", "mp3", "ogg"] = "wav"
+    stream: bool = Field(False, description="Stream sentence by sentence (a chunked body).")
+    stream_format: Literal["audio", "sse"] | None = Field(
+        None, description="Stream as a chunked body (audio) or as SSE events (sse)."
+    )
 
 
 class GenerateRequest(GenerationOptions):
@@ -117,8 +122,21 @@ def audio_response(waveform, fmt: str) -> Response:
 @router.post("/v1/tts", tags=["tasks"], response_class=Response, responses=AUDIO_RESPONSE)
 async def tts(service: Service, body: SpeechRequest) -> Response:
     """Text to speech."""
-    options = SpeechOptions.model_validate(body.model_dump(exclude={"model", "response_format"}))
-    waveform = await service.synthesize(service.target("tts", body.model), TextItem(options))
+    options = SpeechOptions.model_validate(
+        body.model_dump(exclude={"model", "response_format", "stream", "stream_format"})
+    )
+    target = service.target("tts", body.model)
+    if body.stream or body.stream_format:
+        rate = await service.sampling_rate(target)
+        return await speech_stream(
+            service,
+            target,
+            options,
+            body.response_format,
+            body.stream_format or "audio",
+            headers={"x-sampling-rate": str(rate)},
+        )
+    waveform = await service.synthesize(target, TextItem(options))
     return audio_response(waveform, body.response_format)
 
 

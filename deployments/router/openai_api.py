@@ -22,11 +22,13 @@ from sonaray_client.types import SpeechOptions, Transcription, TranscriptionOpti
 from transformers.models.whisper.tokenization_whisper import LANGUAGES
 
 from deployments.audio import encode_audio, resample
+from deployments.audio_stream import STREAM_FORMATS
 from deployments.errors import InvalidRequest
 from deployments.protocol import ROLES, Target, TextItem
 from deployments.router.http import ERROR_RESPONSES, Service
 from deployments.router.native import read_upload
 from deployments.router.service import SonarayService
+from deployments.router.streaming import speech_stream, transcript_stream
 
 router = APIRouter(prefix="/v1/audio", tags=["openai"], responses=ERROR_RESPONSES)
 
@@ -144,6 +146,7 @@ async def _recognize(
     response_format: str,
     temperature: float,
     granularities: list[str] | None,
+    stream: bool = False,
 ) -> Response:
     target = _asr_target(service, model, translate)
     words = response_format == "verbose_json" and "word" in (granularities or [])
@@ -156,6 +159,8 @@ async def _recognize(
     )
     data = await read_upload(file, service)
     audio = await service.decode(data, file.filename, target)
+    if stream:
+        return await transcript_stream(service, audio, options, target)
     result = await service.transcribe(audio, options, target)
     return transcript_response(result, response_format, options.task, temperature, words)
 
@@ -178,6 +183,7 @@ async def transcriptions(
     response_format: FormatField = "json",
     temperature: TemperatureField = 0.0,
     timestamp_granularities: Granularities = None,
+    stream: Annotated[bool, Form(description="Server-Sent Events as chunks finish.")] = False,
 ) -> Response:
     """Speech to text in the spoken language (OpenAI ``audio.transcriptions.create``)."""
     return await _recognize(
@@ -190,6 +196,7 @@ async def transcriptions(
         response_format=response_format,
         temperature=temperature,
         granularities=timestamp_granularities,
+        stream=stream,
     )
 
 
@@ -235,7 +242,11 @@ class OpenAISpeechRequest(BaseModel):
     instructions: str | None = Field(None, description="Accepted and ignored (no such models).")
     response_format: str = "mp3"
     speed: float = Field(1.0, ge=0.25, le=4.0)
-    stream_format: Literal["audio"] = "audio"
+    stream_format: Literal["audio", "sse"] = Field(
+        "audio",
+        description="audio: a chunked body, sentence by sentence (flac comes whole); "
+        "sse: speech.audio.delta events, then speech.audio.done.",
+    )
 
 
 def check_speech_format(fmt: str) -> None:
@@ -279,6 +290,11 @@ async def speech(service: Service, body: OpenAISpeechRequest) -> Response:
     options = SpeechOptions(
         input=body.input, voice=None if voice in OPENAI_VOICES else voice, speed=body.speed
     )
+    if body.stream_format == "sse" or body.response_format in STREAM_FORMATS:
+        out_rate = OPENAI_PCM_RATE if body.response_format == "pcm" else None
+        return await speech_stream(
+            service, target, options, body.response_format, body.stream_format, out_rate
+        )
     waveform = await service.synthesize(target, TextItem(options))
     data, media_type = encode_speech(waveform.audio, waveform.sampling_rate, body.response_format)
     return Response(data, media_type=media_type)

@@ -8,6 +8,8 @@ id and never imports an engine.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import aclosing
 from typing import Any
 
 import ray
@@ -30,6 +32,7 @@ from deployments.graph.runner import (
     run_pipeline,
     transcribe_chunks,
 )
+from deployments.graph.streams import transcribe_chunks_stream
 from deployments.protocol import (
     ROLES,
     TASKS,
@@ -105,8 +108,12 @@ class SonarayService:
 
     async def _guarded(self, send, name: str, *args: Any) -> Any:
         for attempt in range(2):
+            response = send(*args)
             try:
-                return await send(*args)
+                return await response
+            except asyncio.CancelledError:
+                response.cancel()  # the caller went away: so does the replica's work
+                raise
             except RETRYABLE as exc:
                 if attempt == 1:
                     raise Overloaded(f"model {name} is restarting; retry shortly") from exc
@@ -166,12 +173,30 @@ class SonarayService:
         """ASR; audio longer than ``long_audio_seconds`` is cut at VAD segments first."""
         if not self.long_audio(audio):
             return await self.call(target, AudioItem(audio.audio, audio.sampling_rate, options))
-        found = await self.segment(audio)
-        chunks = merge_segments(found.segments, self.limits.chunk_seconds, audio.duration)
         result = await transcribe_chunks(
-            self.call, target, audio.audio, audio.sampling_rate, chunks, options
+            self.call, target, audio.audio, audio.sampling_rate, await self.chunks(audio), options
         )
         return result.model_copy(update={"model": target.model})
+
+    async def transcribe_stream(
+        self, audio: DecodedAudio, options: TranscriptionOptions, target: Target
+    ) -> AsyncIterator[Transcription]:
+        """``transcribe`` as it happens: long audio yields each VAD chunk's text in order."""
+        if not self.long_audio(audio):
+            yield await self.call(target, AudioItem(audio.audio, audio.sampling_rate, options))
+            return
+        chunks = await self.chunks(audio)
+        parts = transcribe_chunks_stream(
+            self.call, target, audio.audio, audio.sampling_rate, chunks, options
+        )
+        async with aclosing(parts):
+            async for part in parts:
+                yield part.model_copy(update={"model": target.model})
+
+    async def chunks(self, audio: DecodedAudio) -> list[tuple[float, float]]:
+        """The ASR chunks of long audio: its VAD segments merged up to ``chunk_seconds``."""
+        found = await self.segment(audio)
+        return merge_segments(found.segments, self.limits.chunk_seconds, audio.duration)
 
     async def synthesize(
         self, target: Target, item: TextItem, *, param: str | None = None

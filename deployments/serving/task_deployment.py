@@ -96,6 +96,8 @@ class TaskDeployment:
             "sonaray_errors", "Failed items by error code.", tag_keys=(*tags, "code")
         )
         self.last_batch_sizes: list[int] = []
+        self.in_flight = 0
+        self.items_forwarded = 0
         self._failing_batches = 0
         self._default_engine = await self.get_engine(default)
 
@@ -126,7 +128,11 @@ class TaskDeployment:
     async def __call__(self, item: Any) -> Any:
         """Run one request item through the batch queue; raises its typed error."""
         model_id = serve.get_multiplexed_model_id() or self.default
-        result = await self.infer(model_id, item, time.perf_counter())
+        self.in_flight += 1
+        try:
+            result = await self.infer(model_id, item, time.perf_counter())
+        finally:
+            self.in_flight -= 1  # cancelled too: a caller that left holds nothing here
         if isinstance(result, Failed):
             raise result.error
         return result
@@ -145,6 +151,7 @@ class TaskDeployment:
             self._queue_time.observe(start - t, tags=tags)
         self._batch_size.observe(len(items), tags=tags)
         self.last_batch_sizes = (self.last_batch_sizes + [len(items)])[-256:]
+        self.items_forwarded += len(items)
         engine = await self.get_engine(model_id)
         results = await asyncio.to_thread(self._forward_isolated, engine, items)
         self._model_time.observe(time.perf_counter() - start, tags=tags)
@@ -176,10 +183,13 @@ class TaskDeployment:
         return out
 
     def stats(self) -> dict:
-        """Recent batch sizes and loaded models (tests and operators read this)."""
+        """Recent batch sizes, requests in flight, items run, loaded models (tests and
+        operators read this)."""
         return {
             "task": self.task,
             "batch_sizes": list(self.last_batch_sizes),
+            "in_flight": self.in_flight,
+            "items_forwarded": self.items_forwarded,
             "loaded": sorted(self._loaded),
             "pid": os.getpid(),
             "gpu_ids": [str(g) for g in ray.get_gpu_ids()],

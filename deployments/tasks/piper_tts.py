@@ -212,5 +212,11 @@ class PiperEngine:
         if peak > 1e-8:
             audio *= PEAK / peak
         return Waveform(
-            audio, self.sampling_rate, extras={"voice": self.voices[0], "sentences": count}
+            audio,
+            self.sampling_rate,
+            extras={
+                "voice": self.voices[0],
+                "sentences": count,
+                "sentence_gap_s": self.sentence_silence_s,
+            },
         )

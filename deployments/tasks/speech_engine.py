@@ -118,4 +118,5 @@ class SpeechEngine(ABC):
         parts = [part for wave in waves for part in (gap, wave)][1:]
         audio = np.clip(np.concatenate(parts), -1.0, 1.0).astype(np.float32)
         seed = item.options.seed if self.stochastic else None
-        return Waveform(audio, self.sampling_rate, {"seed": seed, "sentences": len(waves)})
+        extras = {"seed": seed, "sentences": len(waves), "sentence_gap_s": self.sentence_gap_s}
+        return Waveform(audio, self.sampling_rate, extras)

@@ -19,6 +19,7 @@ LAYERS = {
     "errors": 0,
     "protocol": 1,
     "audio": 2,
+    "audio_stream": 2,
     "models": 2,
     "tasks": 3,
     "graph": 3,

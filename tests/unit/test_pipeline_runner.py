@@ -55,7 +55,9 @@ class FakeTasks:
         if target.spec.gives is Data.LABELS:
             return Classification(labels=[LabelScore(label="yes", score=0.9)])
         assert isinstance(item, TextItem)
-        return Waveform(np.zeros(100, np.float32), 22050, {"text": target.spec.text_of(item.options)})
+        return Waveform(
+            np.zeros(100, np.float32), 22050, {"text": target.spec.text_of(item.options)}
+        )
 
     async def rate(self, target: Target) -> int:
         return RATE

@@ -42,7 +42,7 @@ def test_piper_speaks(piper):
     assert wave.audio.dtype == np.float32 and wave.audio.ndim == 1
     assert 1.5 < wave.duration < 6.0
     assert 0.5 < np.abs(wave.audio).max() <= 1.0
-    assert wave.extras == {"voice": VOICE, "sentences": 1}
+    assert wave.extras == {"voice": VOICE, "sentences": 1, "sentence_gap_s": 0.25}
 
 
 def test_whisper_tiny_en_hears_every_test_sentence_word_for_word():
