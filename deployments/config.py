@@ -7,7 +7,7 @@ in the Serve config's ``deployments:`` list, not here.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from sonaray_client.types import TaskId
@@ -16,6 +16,8 @@ from deployments.graph.types import check_pipeline
 from deployments.models.catalog import CATALOG
 from deployments.models.store import check_ref
 from deployments.protocol import TASKS
+
+ASR_TASKS = ("seq2seq", "ctc")
 
 
 class StrictModel(BaseModel):
@@ -61,11 +63,43 @@ class LimitsConfig(StrictModel):
         30.0, gt=0, description="Transcriptions longer than this go through VAD chunking."
     )
     chunk_seconds: float = Field(30.0, gt=0, le=30.0, description="Max ASR chunk after VAD.")
+    max_session_seconds: float = Field(1800.0, gt=0, description="Longest realtime session.")
+    max_sessions: int = Field(64, gt=0, description="Realtime sessions per router replica.")
+    max_append_bytes: int = Field(
+        15 * 1024 * 1024, gt=0, description="Largest input_audio_buffer.append (base64)."
+    )
 
 
 class AuthConfig(StrictModel):
     api_keys_env: str | None = "SONARAY_API_KEYS"
     api_keys_file: Path | None = None
+
+
+class EchoResponder(StrictModel):
+    """Speak the user's own words back (the ``speech-to-speech`` pipeline, live)."""
+
+    type: Literal["echo"] = "echo"
+
+
+class ChatResponder(StrictModel):
+    """Reply with an OpenAI-compatible ``/v1/chat/completions`` endpoint: a voice agent."""
+
+    type: Literal["chat"]
+    url: str = Field(..., pattern=r"^https?://", description="The full chat completions URL.")
+    model: str
+    system_prompt: str | None = None
+    timeout_s: float = Field(30.0, gt=0)
+    api_key_env: str | None = Field(None, description="Variable holding the endpoint's key.")
+
+
+class RealtimeConfig(StrictModel):
+    """The live session of ``/v1/realtime``: a frames -> ASR -> tts pipeline and a responder."""
+
+    pipeline: str = "speech-to-speech"
+    responder: EchoResponder | ChatResponder = Field(
+        default_factory=EchoResponder, discriminator="type"
+    )
+    call_timeout_s: float = Field(30.0, gt=0, description="Longest wait for one model call.")
 
 
 class SonarayArgs(StrictModel):
@@ -75,6 +109,7 @@ class SonarayArgs(StrictModel):
     pipelines: dict[str, list[StepConfig | TaskId]] = Field(default_factory=dict)
     limits: LimitsConfig = Field(default_factory=LimitsConfig)
     auth: AuthConfig = Field(default_factory=AuthConfig)
+    realtime: RealtimeConfig | None = None
 
     @field_validator("models")
     @classmethod
@@ -101,7 +136,25 @@ class SonarayArgs(StrictModel):
                 if model is not None and self.model(model).task != task:
                     raise ValueError(f"pipelines.{name}: model {model!r} does not serve {task!r}")
             check_pipeline(name, tasks)
+        if self.realtime is not None:
+            self._check_realtime(self.realtime.pipeline)
         return self
+
+    def _check_realtime(self, name: str) -> None:
+        if name not in self.pipelines:
+            raise ValueError(
+                f"realtime.pipeline: no pipeline {name!r}; have {sorted(self.pipelines)}"
+            )
+        tasks = [s.task for s in self.steps(name)]
+        if (
+            len(tasks) != 3
+            or tasks[0] != "frames"
+            or tasks[1] not in ASR_TASKS
+            or tasks[2] != "tts"
+        ):
+            raise ValueError(
+                f"realtime.pipeline {name!r} must be [frames, seq2seq|ctc, tts], not {tasks}"
+            )
 
     @property
     def tasks(self) -> list[str]:

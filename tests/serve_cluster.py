@@ -45,9 +45,46 @@ SCALING_APP = {
 }
 
 
+CHAT_PORT = PORT + 100  # the fake chat server of tests/fake_chat.py
+# A small voice-agent app: its realtime sessions answer through the fake chat server,
+# with limits small enough to hit in tests.
+AGENT_APP = {
+    "name": "agent",
+    "route_prefix": "/agent",
+    "import_path": "deployments.app:build_app",
+    "args": {
+        "models": [
+            {"name": "silero-vad", "task": "frames"},
+            {"name": "whisper-tiny.en", "task": "seq2seq"},
+            {"name": VOICE_MODEL, "task": "tts", "options": NOISE_FREE_PIPER},
+        ],
+        "pipelines": {"speech-to-speech": ["frames", "seq2seq", "tts"]},
+        "realtime": {
+            "pipeline": "speech-to-speech",
+            "responder": {
+                "type": "chat",
+                "url": f"http://127.0.0.1:{CHAT_PORT}/v1/chat/completions",
+                "model": "fake-llm",
+                "system_prompt": "You are a terse assistant.",
+                "timeout_s": 5,
+            },
+            "call_timeout_s": 8,
+        },
+        "limits": {"max_append_bytes": 200_000, "max_sessions": 4, "max_session_seconds": 120},
+    },
+    "deployments": [
+        {"name": "Router", "ray_actor_options": {"num_cpus": 0.1}},
+        *(
+            {"name": task, "ray_actor_options": {"num_cpus": 0.25, "num_gpus": 0}}
+            for task in ("frames", "seq2seq", "tts")
+        ),
+    ],
+}
+
+
 def session_config(seq2seq_user_config: dict | None = None):
-    """serve_config.all.yaml with the test port, a GPU fraction on every task, and the
-    scaling app, a noise-free Piper voice; ``seq2seq_user_config`` overrides that
+    """serve_config.all.yaml with the test port, a GPU fraction on every task, the scaling
+    and voice-agent apps, a noise-free Piper voice; ``seq2seq_user_config`` overrides that
     deployment's batching."""
     from ray.serve.schema import RayActorOptionsSchema, ServeApplicationSchema
 
@@ -73,4 +110,5 @@ def session_config(seq2seq_user_config: dict | None = None):
             if dep.name == "seq2seq" and seq2seq_user_config is not None:
                 dep.user_config = seq2seq_user_config
     config.applications.append(ServeApplicationSchema.model_validate(SCALING_APP))
+    config.applications.append(ServeApplicationSchema.model_validate(AGENT_APP))
     return config

@@ -132,8 +132,13 @@ def _authorize(request: Request) -> None:
         return
     header = request.headers.get("authorization", "")
     token = header[7:].strip() if header.lower().startswith("bearer ") else ""
-    if not token or not any(hmac.compare_digest(token, k) for k in keys):
+    if not key_is_valid(token, keys):
         raise Unauthorized("missing or invalid API key: send `Authorization: Bearer <key>`")
+
+
+def key_is_valid(token: str, keys: set[str]) -> bool:
+    """Whether ``token`` is one of ``keys``, compared in constant time."""
+    return bool(token) and any(hmac.compare_digest(token, k) for k in keys)
 
 
 def _check_length(request: Request) -> None:

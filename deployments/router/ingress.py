@@ -8,12 +8,14 @@ from ray.serve.handle import DeploymentHandle
 from deployments.config import SonarayArgs
 from deployments.router import hf_api, native, openai_api
 from deployments.router.http import create_app, install_service, load_api_keys
+from deployments.router.realtime import route as realtime
 from deployments.router.service import SonarayService
 
 app = create_app()
 app.include_router(native.router)
 app.include_router(openai_api.router)
 app.include_router(hf_api.router)
+app.include_router(realtime.router)
 
 
 @serve.deployment

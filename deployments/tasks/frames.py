@@ -11,10 +11,11 @@ from typing import ClassVar
 import numpy as np
 from sonaray_client.types import SpeechSegments, VadOptions
 
-from deployments.errors import ConfigError
+from deployments.errors import ConfigError, InvalidRequest
 from deployments.protocol import AudioItem
 from deployments.tasks.hf_audio import Chunker, HFAudioEngine
 from deployments.tasks.segments import probabilities_to_segments
+from deployments.tasks.vad_stream import VadBlock
 
 
 class FrameClassificationEngine(HFAudioEngine):
@@ -61,6 +62,13 @@ class FrameClassificationEngine(HFAudioEngine):
 
     def forward(self, items: list[AudioItem[VadOptions]]) -> list[SpeechSegments]:
         """Speech segments for each clip, in order."""
+        if any(isinstance(item, VadBlock) for item in items):
+            # Attention over the whole clip has no state to carry from block to block.
+            raise InvalidRequest(
+                f"frames model {self.name} cannot score a live stream block by block; "
+                "realtime turn detection needs a Silero VAD model (engine: silero)",
+                param="turn_detection",
+            )
         clips = [self.validate(item) for item in items]
         results = []
         for item, clip, probs in zip(items, clips, self.probabilities(clips), strict=True):

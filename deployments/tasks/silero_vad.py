@@ -5,6 +5,9 @@ windows, each prefixed with the previous window's last 64 samples, carrying the 
 state (h, c) from block to block. Its state has batch size one, so items cannot share a
 call; each item keeps its own state and costs one call per block of up to 4096 windows
 (131 s). Probabilities become segments through the shared ``probabilities_to_segments``.
+
+A realtime session sends ``VadBlock`` items instead: whole windows of a live stream with
+the session's state, scored in one call and answered with the state to send next.
 """
 
 from __future__ import annotations
@@ -18,10 +21,11 @@ import numpy as np
 import onnxruntime as ort
 from sonaray_client.types import SpeechSegments, VadOptions
 
-from deployments.errors import ModelNotFound
+from deployments.errors import InvalidAudio, ModelNotFound
 from deployments.protocol import AudioItem
 from deployments.tasks.base import check_audio, model_dir
 from deployments.tasks.segments import probabilities_to_segments
+from deployments.tasks.vad_stream import VadBlock, VadScores, VadState
 
 logger = logging.getLogger("sonaray.engine.silero")
 
@@ -68,35 +72,64 @@ class SileroVadEngine:
         self.max_seconds = max_seconds
         self.block_windows = block_windows
 
-    def forward(self, items: list[AudioItem[VadOptions]]) -> list[SpeechSegments]:
-        """Speech segments of each item, in order."""
-        audios = [
-            check_audio(item, self.sampling_rate, max_seconds=self.max_seconds) for item in items
+    def forward(self, items: list[AudioItem[VadOptions] | VadBlock]) -> list:
+        """Speech segments of each clip, or scores and next state of each block, in order."""
+        return [
+            self.score_block(item) if isinstance(item, VadBlock) else self.segments(item)
+            for item in items
         ]
-        frame_seconds = self.window / self.sampling_rate
-        results = []
-        for item, audio in zip(items, audios, strict=True):
-            duration = audio.size / self.sampling_rate
-            segments = probabilities_to_segments(
-                self.probabilities(audio), frame_seconds, item.options or VadOptions(), duration
+
+    def segments(self, item: AudioItem[VadOptions]) -> SpeechSegments:
+        audio = check_audio(item, self.sampling_rate, max_seconds=self.max_seconds)
+        duration = audio.size / self.sampling_rate
+        segments = probabilities_to_segments(
+            self.probabilities(audio),
+            self.window / self.sampling_rate,
+            item.options or VadOptions(),
+            duration,
+        )
+        return SpeechSegments(segments=segments, duration=duration, model=self.name)
+
+    def score_block(self, block: VadBlock) -> VadScores:
+        """Score a live stream's next whole windows, carrying the session's state."""
+        if block.sampling_rate != self.sampling_rate:
+            raise InvalidAudio(
+                f"VAD blocks must be at {self.sampling_rate} Hz, not {block.sampling_rate} Hz"
             )
-            results.append(SpeechSegments(segments=segments, duration=duration, model=self.name))
-        return results
+        audio = np.ascontiguousarray(block.audio, dtype=np.float32)
+        if audio.ndim != 1 or audio.size % self.window:
+            raise InvalidAudio(f"a VAD block is a whole number of {self.window}-sample windows")
+        state = block.state or VadState(
+            np.zeros(STATE_SHAPE, np.float32),
+            np.zeros(STATE_SHAPE, np.float32),
+            np.zeros(self.context, np.float32),
+        )
+        if audio.size == 0:
+            return VadScores(np.zeros(0, np.float32), state, self.window)
+        frames = audio.reshape(-1, self.window)
+        probs, h, c = self._run(frames, state.context, state.h, state.c)
+        return VadScores(probs, VadState(h, c, frames[-1, -self.context :].copy()), self.window)
 
     def probabilities(self, audio: np.ndarray) -> np.ndarray:
         """Speech probability of each 512-sample window of ``audio`` (the last one zero-padded)."""
         count = -(-audio.size // self.window)
         frames = np.zeros((count, self.window), dtype=np.float32)
         frames.reshape(-1)[: audio.size] = audio
-        # Each window sees the 64 samples before it, as the streaming model does.
-        context = np.zeros((count, self.context), dtype=np.float32)
-        context[1:] = frames[:-1, -self.context :]
-        windows = np.concatenate([context, frames], axis=1)
-        h = np.zeros(STATE_SHAPE, dtype=np.float32)
-        c = np.zeros(STATE_SHAPE, dtype=np.float32)
+        zeros = np.zeros(STATE_SHAPE, dtype=np.float32)
+        return self._run(frames, np.zeros(self.context, np.float32), zeros, zeros)[0]
+
+    def _run(
+        self, frames: np.ndarray, context: np.ndarray, h: np.ndarray, c: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Windows -> probabilities; each window sees the samples before it, as the
+        streaming model does (the first one sees ``context``)."""
+        before = np.empty((len(frames), self.context), dtype=np.float32)
+        before[0] = context
+        before[1:] = frames[:-1, -self.context :]
+        windows = np.concatenate([before, frames], axis=1)
         probs = []
-        for start in range(0, count, self.block_windows):
+        for start in range(0, len(frames), self.block_windows):
             block = windows[start : start + self.block_windows]
             p, h, c = self.session.run(None, {"input": block, "h": h, "c": c})
             probs.append(p)
-        return np.concatenate(probs).reshape(-1)
+        return np.concatenate(probs).reshape(-1), h, c

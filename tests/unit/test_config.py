@@ -95,3 +95,32 @@ def test_the_router_gets_the_validated_args_not_a_dict():
     app = build_app({"models": [ASR]})
     router_args = app._bound_deployment.init_args
     assert router_args[0] == parse_args({"models": [ASR]})
+
+
+S2S = {"speech-to-speech": ["frames", "seq2seq", "tts"], "long": ["frames", "seq2seq"]}
+
+
+@pytest.mark.parametrize(
+    ("realtime", "message"),
+    [
+        ({"pipeline": "nope"}, "realtime.pipeline: no pipeline 'nope'"),
+        ({"pipeline": "long"}, "must be [frames, seq2seq|ctc, tts]"),
+        ({"responder": {"type": "chat", "model": "m"}}, "responder.chat.url"),
+        ({"responder": {"type": "chat", "url": "ftp://x", "model": "m"}}, "responder.chat.url"),
+        ({"responder": {"type": "parrot"}}, "responder"),
+        ({"pipline": "speech-to-speech"}, "realtime.pipline"),
+    ],
+)
+def test_realtime_session_is_checked_when_the_app_is_built(realtime, message):
+    with pytest.raises(ConfigError) as caught:
+        build_app({"models": [VAD, ASR, TTS], "pipelines": S2S, "realtime": realtime})
+    assert message in str(caught.value)
+
+
+def test_realtime_chat_responder_builds():
+    chat = {"type": "chat", "url": "http://llm:8000/v1/chat/completions", "model": "m"}
+    args = parse_args(
+        {"models": [VAD, ASR, TTS], "pipelines": S2S, "realtime": {"responder": chat}}
+    )
+    assert args.realtime.responder.timeout_s == 30.0
+    assert args.limits.max_sessions > 0

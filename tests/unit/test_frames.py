@@ -7,12 +7,13 @@ import pytest
 from audio_task_fixtures import BAD_AUDIO, SR, clips, items, wav2vec2_frames
 from sonaray_client.types import SpeechSegments, VadOptions
 
-from deployments.errors import ConfigError
+from deployments.errors import ConfigError, InvalidRequest
 from deployments.models.builders.tiny_audio import SPEAKER_LABELS
 from deployments.protocol import AudioItem
 from deployments.tasks.base import Engine
 from deployments.tasks.frames import FrameClassificationEngine
 from deployments.tasks.registry import load_engine
+from deployments.tasks.vad_stream import VadBlock
 
 # Thresholds inside each random head's spread of speech probabilities (VAD 0.1-0.9;
 # speakers, where speech is 1 - p(non_speech) of four labels, 0.7-0.98): several segments.
@@ -124,3 +125,9 @@ def test_a_head_without_the_non_speech_label_is_a_config_error(model_path):
         FrameClassificationEngine(
             model_path("tiny-wav2vec2-vad"), name="v", non_speech_label="silence"
         )
+
+
+def test_refuses_live_stream_blocks_with_a_clear_error(vad):
+    block = VadBlock(np.zeros(512, np.float32), SR)
+    with pytest.raises(InvalidRequest, match="cannot score a live stream.*Silero"):
+        vad.forward([block])

@@ -12,6 +12,7 @@ from deployments.protocol import AudioItem
 from deployments.tasks.base import Engine
 from deployments.tasks.registry import load_engine
 from deployments.tasks.silero_vad import SileroVadEngine
+from deployments.tasks.vad_stream import VadBlock
 
 pytestmark = pytest.mark.slow
 
@@ -111,3 +112,23 @@ def test_audio_over_the_limit_is_too_large(model_path):
     vad = SileroVadEngine(model_path("silero-vad"), name="vad", max_seconds=10.0)
     with pytest.raises(PayloadTooLarge):
         vad.forward([AudioItem(np.zeros(11 * 16000, dtype=np.float32), 16000, VadOptions())])
+
+
+def test_blocks_of_a_live_stream_score_like_the_whole_clip(vad):
+    audio, _ = long_clip(90)
+    audio = audio[: 512 * 600]
+    fresh = vad.forward([VadBlock(np.zeros(0, np.float32), 16000)])[0]
+    assert fresh.probabilities.size == 0
+    state, probs = fresh.state, []
+    for start in range(0, audio.size, 512 * 6):
+        scores = vad.forward([VadBlock(audio[start : start + 512 * 6], 16000, state)])[0]
+        state = scores.state
+        probs.append(scores.probabilities)
+    np.testing.assert_allclose(np.concatenate(probs), vad.probabilities(audio), atol=1e-5)
+
+
+def test_a_block_must_be_whole_windows_at_the_model_rate(vad):
+    with pytest.raises(InvalidAudio, match="whole number"):
+        vad.forward([VadBlock(np.zeros(700, np.float32), 16000)])
+    with pytest.raises(InvalidAudio, match="16000 Hz"):
+        vad.forward([VadBlock(np.zeros(512, np.float32), 24000)])

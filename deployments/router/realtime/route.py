@@ -1,0 +1,97 @@
+"""``GET /v1/realtime``: the WebSocket upgrade into a Realtime session.
+
+The HTTP middleware does not run for WebSockets, so the API key is checked here, on the
+upgrade's ``Authorization: Bearer`` header (what the ``openai`` package sends), or on a
+browser's ``openai-insecure-api-key.<key>`` subprotocol; a refusal is an ``error`` event
+and a close code, so a client sees why.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, WebSocket
+
+from deployments.config import RealtimeConfig
+from deployments.errors import InvalidRequest, Overloaded, SonarayError, Unauthorized
+from deployments.router.http import current_service, key_is_valid
+from deployments.router.realtime import events as ev
+from deployments.router.realtime.responder import build_responder
+from deployments.router.realtime.session import (
+    CLOSE_ERROR,
+    CLOSE_POLICY,
+    CLOSE_TRY_AGAIN,
+    RealtimeSession,
+)
+from deployments.router.realtime.settings import SessionSettings, asr_model
+from deployments.router.service import SonarayService
+
+router = APIRouter()
+KEY_PROTOCOL = "openai-insecure-api-key."
+_live = 0  # sessions on this router replica
+
+
+@router.websocket("/v1/realtime")
+async def realtime(ws: WebSocket, intent: str | None = None, model: str | None = None):
+    """A Realtime session: ``?intent=transcription`` for transcription only."""
+    global _live
+    offered = ws.scope.get("subprotocols") or []
+    await ws.accept(subprotocol="realtime" if "realtime" in offered else None)
+    try:
+        service = current_service()
+        _authorize(ws, service, offered)
+        if _live >= service.limits.max_sessions:
+            raise Overloaded(
+                f"this router replica holds {_live} sessions, its limit "
+                "(limits.max_sessions); retry shortly"
+            )
+        session = _session(ws, service, intent, model)
+    except SonarayError as exc:
+        await ws.send_json(ev.error_event(exc))
+        code = CLOSE_TRY_AGAIN if isinstance(exc, Overloaded) else CLOSE_POLICY
+        await ws.close(code if exc.status < 500 or isinstance(exc, Overloaded) else CLOSE_ERROR)
+        return
+    _live += 1
+    try:
+        await session.run()
+    finally:
+        _live -= 1
+
+
+def _authorize(ws: WebSocket, service: SonarayService, offered: list[str]) -> None:
+    if not service.api_keys:
+        return
+    header = ws.headers.get("authorization", "")
+    token = header[7:].strip() if header.lower().startswith("bearer ") else ""
+    for protocol in offered:
+        if protocol.startswith(KEY_PROTOCOL):
+            token = token or protocol[len(KEY_PROTOCOL) :]
+    if not key_is_valid(token, service.api_keys):
+        raise Unauthorized("missing or invalid API key: send `Authorization: Bearer <key>`")
+
+
+def _session(
+    ws: WebSocket, service: SonarayService, intent: str | None, model: str | None
+) -> RealtimeSession:
+    """A transcription session (frames -> ASR), or a conversation over ``args.realtime``."""
+    realtime = service.args.realtime
+    steps = service.pipeline_steps(realtime.pipeline) if realtime is not None else None
+    if intent == "transcription":
+        task, name = asr_model(service, model)
+        frames = service.model_for("frames", None) if "frames" in service.handles else None
+        if steps is not None:
+            frames = steps[0].model
+            if model is None:
+                task, name = steps[1].task, steps[1].model
+        settings = SessionSettings(kind="transcription", asr_task=task, asr_model=name)
+        return RealtimeSession(
+            ws, service, settings, realtime or RealtimeConfig(), {"frames": frames}
+        )
+    if steps is None:
+        raise InvalidRequest(
+            "conversation sessions need `realtime:` in the app args; "
+            "connect with ?intent=transcription for a transcription session",
+            param="intent",
+        )
+    settings = SessionSettings(kind="realtime", asr_task=steps[1].task, asr_model=steps[1].model)
+    models = {"frames": steps[0].model, "tts": steps[2].model}
+    responder = build_responder(realtime.responder)
+    return RealtimeSession(ws, service, settings, realtime, models, responder)
