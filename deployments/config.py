@@ -15,9 +15,7 @@ from sonaray_client.types import TaskId
 from deployments.graph.types import check_pipeline
 from deployments.models.catalog import CATALOG
 from deployments.models.store import check_ref
-from deployments.protocol import TASKS
-
-ASR_TASKS = ("seq2seq", "ctc")
+from deployments.protocol import ROLES, TASKS
 
 
 class StrictModel(BaseModel):
@@ -145,15 +143,17 @@ class SonarayArgs(StrictModel):
             raise ValueError(
                 f"realtime.pipeline: no pipeline {name!r}; have {sorted(self.pipelines)}"
             )
-        tasks = [s.task for s in self.steps(name)]
-        if (
-            len(tasks) != 3
-            or tasks[0] != "frames"
-            or tasks[1] not in ASR_TASKS
-            or tasks[2] != "tts"
-        ):
+        steps = [s.task for s in self.steps(name)]
+        live = (
+            len(steps) == 3
+            and steps[0] == ROLES.segment
+            and TASKS[steps[1]].transcribes
+            and steps[2] == ROLES.speak
+        )
+        if not live:
             raise ValueError(
-                f"realtime.pipeline {name!r} must be [frames, seq2seq|ctc, tts], not {tasks}"
+                f"realtime.pipeline {name!r} must be [{ROLES.segment}, speech recognition, "
+                f"{ROLES.speak}], not {steps}"
             )
 
     @property

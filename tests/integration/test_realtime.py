@@ -121,6 +121,11 @@ def stats(app: str, deployment: str) -> dict:
     return serve.get_deployment_handle(deployment, app_name=app).stats.remote().result()
 
 
+def forwarded(deployment: str) -> int:
+    """Items the agent app's ``deployment`` has run through its model so far."""
+    return stats("agent", deployment)["items_forwarded"]
+
+
 # --- transcription sessions ---------------------------------------------------------
 
 
@@ -345,7 +350,7 @@ def test_a_failing_chat_server_is_an_error_event_and_the_session_goes_on(chat):
 
 def test_a_client_that_leaves_mid_reply_leaves_the_task_replicas_idle(chat):
     chat.reply = lambda m: " ".join(SENTENCES)  # a long reply: seven sentences to speak
-    base = stats("agent", "tts")["items_run"]
+    base = forwarded("tts")
     try:
 
         async def run() -> None:
@@ -356,9 +361,9 @@ def test_a_client_that_leaves_mid_reply_leaves_the_task_replicas_idle(chat):
 
         asyncio.run(asyncio.wait_for(run(), 120))
         time.sleep(1.0)  # let cancelled calls settle
-        before = stats("agent", "tts")["items_run"], stats("agent", "frames")["items_run"]
+        before = forwarded("tts"), forwarded("frames")
         time.sleep(3.0)
-        after = stats("agent", "tts")["items_run"], stats("agent", "frames")["items_run"]
+        after = forwarded("tts"), forwarded("frames")
     finally:
         chat.reply = lambda m: "You said: " + m[-1]["content"]
     assert after == before

@@ -104,7 +104,7 @@ S2S = {"speech-to-speech": ["frames", "seq2seq", "tts"], "long": ["frames", "seq
     ("realtime", "message"),
     [
         ({"pipeline": "nope"}, "realtime.pipeline: no pipeline 'nope'"),
-        ({"pipeline": "long"}, "must be [frames, seq2seq|ctc, tts]"),
+        ({"pipeline": "long"}, "must be [frames, speech recognition, tts]"),
         ({"responder": {"type": "chat", "model": "m"}}, "responder.chat.url"),
         ({"responder": {"type": "chat", "url": "ftp://x", "model": "m"}}, "responder.chat.url"),
         ({"responder": {"type": "parrot"}}, "responder"),

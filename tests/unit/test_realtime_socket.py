@@ -24,10 +24,10 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
 from deployments.config import SonarayArgs
+from deployments.protocol import Waveform
 from deployments.router import http
 from deployments.router.realtime import route
 from deployments.router.service import SonarayService
-from deployments.tasks.base import Waveform
 from deployments.tasks.vad_stream import VadBlock, VadScores, VadState
 
 KEY = "s3cret-key"

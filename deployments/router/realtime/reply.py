@@ -18,6 +18,7 @@ from sonaray_client.types import SpeechOptions
 
 from deployments.errors import SonarayError
 from deployments.graph.streams import speak_sentences, split_sentences
+from deployments.protocol import Target
 from deployments.router.realtime.events import encode_pcm16, error_event, new_id, server_event
 from deployments.router.realtime.settings import SessionSettings
 
@@ -77,7 +78,7 @@ async def speak_reply(
     reply: Reply,
     text: Callable[[], Awaitable[str]],
     call: Callable,
-    tts_model: str,
+    voice: Target,
     send: Send,
 ) -> str:
     """Send the whole response's events; returns the text spoken."""
@@ -88,7 +89,7 @@ async def speak_reply(
         said = await text()
         options = SpeechOptions(input=said or " ", voice=s.voice, speed=s.speed)
         sentences = split_sentences(said)
-        waves = speak_sentences(call, ("tts", tts_model), options) if sentences else None
+        waves = speak_sentences(call, voice, options) if sentences else None
         if waves is not None:
             clock = asyncio.get_running_loop().time
             played_from, sent = 0.0, 0.0

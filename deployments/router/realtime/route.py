@@ -12,6 +12,7 @@ from fastapi import APIRouter, WebSocket
 
 from deployments.config import RealtimeConfig
 from deployments.errors import InvalidRequest, Overloaded, SonarayError, Unauthorized
+from deployments.protocol import ROLES
 from deployments.router.http import current_service, key_is_valid
 from deployments.router.realtime import events as ev
 from deployments.router.realtime.responder import build_responder
@@ -21,7 +22,7 @@ from deployments.router.realtime.session import (
     CLOSE_TRY_AGAIN,
     RealtimeSession,
 )
-from deployments.router.realtime.settings import SessionSettings, asr_model
+from deployments.router.realtime.settings import SessionSettings, asr_target
 from deployments.router.service import SonarayService
 
 router = APIRouter()
@@ -71,27 +72,25 @@ def _authorize(ws: WebSocket, service: SonarayService, offered: list[str]) -> No
 def _session(
     ws: WebSocket, service: SonarayService, intent: str | None, model: str | None
 ) -> RealtimeSession:
-    """A transcription session (frames -> ASR), or a conversation over ``args.realtime``."""
+    """A transcription session (VAD -> ASR), or a conversation over ``args.realtime``."""
     realtime = service.args.realtime
     steps = service.pipeline_steps(realtime.pipeline) if realtime is not None else None
     if intent == "transcription":
-        task, name = asr_model(service, model)
-        frames = service.model_for("frames", None) if "frames" in service.handles else None
+        asr = asr_target(service, model)
+        vad = service.target(ROLES.segment) if service.serves(ROLES.segment) else None
         if steps is not None:
-            frames = steps[0].model
+            vad = steps[0]
             if model is None:
-                task, name = steps[1].task, steps[1].model
-        settings = SessionSettings(kind="transcription", asr_task=task, asr_model=name)
-        return RealtimeSession(
-            ws, service, settings, realtime or RealtimeConfig(), {"frames": frames}
-        )
+                asr = steps[1]
+        settings = SessionSettings(kind="transcription", asr=asr)
+        return RealtimeSession(ws, service, settings, realtime or RealtimeConfig(), vad)
     if steps is None:
         raise InvalidRequest(
             "conversation sessions need `realtime:` in the app args; "
             "connect with ?intent=transcription for a transcription session",
             param="intent",
         )
-    settings = SessionSettings(kind="realtime", asr_task=steps[1].task, asr_model=steps[1].model)
-    models = {"frames": steps[0].model, "tts": steps[2].model}
+    vad, asr, voice = steps
+    settings = SessionSettings(kind="realtime", asr=asr)
     responder = build_responder(realtime.responder)
-    return RealtimeSession(ws, service, settings, realtime, models, responder)
+    return RealtimeSession(ws, service, settings, realtime, vad, voice, responder)

@@ -34,6 +34,7 @@ from deployments.errors import (
     PayloadTooLarge,
     SonarayError,
 )
+from deployments.protocol import Target
 from deployments.router.realtime import events as ev
 from deployments.router.realtime.input_audio import InputAudio
 from deployments.router.realtime.reply import Reply, speak_reply
@@ -84,11 +85,12 @@ class RealtimeSession:
         service: SonarayService,
         settings: SessionSettings,
         realtime: RealtimeConfig,
-        models: dict[str, str],
+        vad: Target | None,
+        voice: Target | None = None,
         responder: Responder | None = None,
     ):
         self.ws, self.service, self.settings, self.realtime = ws, service, settings, realtime
-        self.models = models  # task -> model: frames, and tts for conversation sessions
+        self.vad, self.voice = vad, voice  # voice: the tts of conversation sessions
         self.responder = responder or Echo()
         self.limits = service.limits
         self.rate = 16000
@@ -171,9 +173,9 @@ class RealtimeSession:
             except Exception:
                 self._closed = True
 
-    async def _call(self, task: str, model: str | None, item: Any) -> Any:
+    async def _call(self, target: Target, item: Any) -> Any:
         """A model call with the session's timeout; any failure is a typed error."""
-        return await self._guard(self.service.call(task, model, item), model or task)
+        return await self._guard(self.service.call(target, item), target.model)
 
     async def _guard(self, work: Awaitable[Any], what: str, extra_s: float = 0.0) -> Any:
         timeout = self.realtime.call_timeout_s + extra_s
@@ -275,11 +277,10 @@ class RealtimeSession:
     # --- turn detection -------------------------------------------------------------
 
     async def _detect_turns(self) -> None:
-        frames = self.models.get("frames")
-        if frames is None:
+        if self.vad is None:
             return
         try:  # a fresh state: also tells whether this model can score a live stream
-            first = await self._call("frames", frames, VadBlock(np.zeros(0, np.float32), self.rate))
+            first = await self._call(self.vad, VadBlock(np.zeros(0, np.float32), self.rate))
         except InvalidRequest as exc:
             await self.send(ev.error_event(exc))
             if self.settings.turns is not None:
@@ -301,7 +302,7 @@ class RealtimeSession:
                 windows = min((self.audio.total - scored) // window, VAD_MAX_WINDOWS)
                 chunk = self.audio.slice(scored, scored + windows * window)
                 try:
-                    scores = await self._call("frames", frames, VadBlock(chunk, self.rate, state))
+                    scores = await self._call(self.vad, VadBlock(chunk, self.rate, state))
                 except SonarayError as exc:
                     raise SessionFailed(exc) from None
                 state = scores.state
@@ -376,13 +377,13 @@ class RealtimeSession:
         s = self.settings
         fail = {"item_id": turn.item_id, "content_index": 0}
         try:
-            rate = await self.service.sampling_rate(s.asr_task, s.asr_model)
+            rate = await self.service.sampling_rate(s.asr)
             audio = turn.audio if rate == self.rate else soxr.resample(turn.audio, self.rate, rate)
             options = TranscriptionOptions(language=s.language, prompt=s.prompt, timestamps="none")
             # a long manual commit is cut at VAD segments like any long upload
             decoded = DecodedAudio(audio, rate, self.settings.input_rate, 1)
-            work = self.service.transcribe(decoded, options, s.asr_task, s.asr_model)
-            result = await self._guard(work, s.asr_model, extra_s=decoded.duration / 4)
+            work = self.service.transcribe(decoded, options, s.asr)
+            result = await self._guard(work, s.asr.model, extra_s=decoded.duration / 4)
         except SonarayError as exc:
             await self.send(
                 ev.server_event(
@@ -424,7 +425,7 @@ class RealtimeSession:
                 raise Overloaded(f"the responder did not answer within {timeout:g}s") from None
 
         async def run() -> None:
-            said = await speak_reply(reply, reply_text, self._call, self.models["tts"], self.send)
+            said = await speak_reply(reply, reply_text, self._call, self.voice, self.send)
             if said:
                 self.history = [*self.history, {"role": "assistant", "content": said}]
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
-from deployments.config import ASR_TASKS
 from deployments.errors import InvalidRequest, ModelNotFound
+from deployments.protocol import Target, tasks_where
 from deployments.router.realtime.events import ServerVad, SessionPatch, new_id
 from deployments.router.realtime.turns import TurnSettings
 from deployments.router.service import SonarayService
@@ -21,8 +21,7 @@ OPENAI_ASR_NAMES = ("whisper-1", "gpt-")
 @dataclass(frozen=True)
 class SessionSettings:
     kind: Literal["transcription", "realtime"]
-    asr_task: str
-    asr_model: str
+    asr: Target
     id: str = field(default_factory=lambda: new_id("sess"))
     input_rate: int = 24000
     language: str | None = None
@@ -47,7 +46,7 @@ class SessionSettings:
             "input": {
                 "format": {"type": "audio/pcm", "rate": self.input_rate},
                 "transcription": {
-                    "model": self.asr_model,
+                    "model": self.asr.model,
                     "language": self.language,
                     "prompt": self.prompt,
                 },
@@ -81,12 +80,8 @@ class SessionSettings:
                 new = replace(new, input_rate=inp.format.rate)
             if inp.transcription is not None:
                 t = inp.transcription
-                task, model = new.asr_task, new.asr_model
-                if t.model is not None:
-                    task, model = asr_model(service, t.model)
-                new = replace(
-                    new, asr_task=task, asr_model=model, language=t.language, prompt=t.prompt
-                )
+                asr = new.asr if t.model is None else asr_target(service, t.model)
+                new = replace(new, asr=asr, language=t.language, prompt=t.prompt)
             if "turn_detection" in fields:
                 new = replace(new, turns=_turns(inp.turn_detection))
         out = audio.output if audio else None
@@ -101,15 +96,17 @@ class SessionSettings:
         return new
 
 
-def asr_model(service: SonarayService, name: str | None) -> tuple[str, str]:
-    """(task, model) of a transcription model name; OpenAI's names mean the default."""
-    served = {m.name: m.task for m in service.args.models if m.task in ASR_TASKS}
+def asr_target(service: SonarayService, name: str | None) -> Target:
+    """The speech recognition model a transcription model name means; OpenAI's names
+    (``whisper-1``, ``gpt-4o-transcribe``, ...) mean the cluster's default."""
+    asr = [spec.id for spec in tasks_where(lambda spec: spec.transcribes)]
+    served = {m.name: m.task for m in service.args.models if m.task in asr}
     if name in served:
-        return served[name], name
+        return service.target(served[name], name)
     if name is None or name.startswith(OPENAI_ASR_NAMES):
-        for task in ASR_TASKS:
-            if task in service.handles:
-                return task, service.model_for(task, None)
+        for task in asr:
+            if service.serves(task):
+                return service.target(task)
         raise ModelNotFound("this cluster serves no speech recognition model", param="model")
     raise ModelNotFound(
         f"unknown transcription model {name!r}; served: {sorted(served)}",
