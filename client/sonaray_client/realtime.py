@@ -13,6 +13,7 @@ import asyncio
 import base64
 import json
 from collections.abc import AsyncIterator, Iterator, Mapping
+from contextlib import AsyncExitStack, ExitStack
 from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import urlencode
@@ -132,16 +133,19 @@ class RealtimeSession:
         self._settings = settings
         self._sender = AudioSender(options.sampling_rate)
         self._ws: SyncConnection | None = None
+        self._exit = ExitStack()
         self.session: dict[str, Any] = {}
 
     def __enter__(self) -> RealtimeSession:
         url = self.options.url(self._settings.base_url)
         try:
-            self._ws = sync_connect(
-                url,
-                additional_headers=self._settings.headers(),
-                open_timeout=OPEN_TIMEOUT_S,
-                max_size=None,
+            self._ws = self._exit.enter_context(
+                sync_connect(
+                    url,
+                    additional_headers=self._settings.headers(),
+                    open_timeout=OPEN_TIMEOUT_S,
+                    max_size=None,
+                )
             )
         except (OSError, InvalidHandshake, TimeoutError) as exc:
             raise opening_error(exc, url) from exc
@@ -195,8 +199,7 @@ class RealtimeSession:
             return
 
     def close(self) -> None:
-        if self._ws is not None:
-            self._ws.close()
+        self._exit.close()
 
 
 class AsyncRealtimeSession:
@@ -207,16 +210,19 @@ class AsyncRealtimeSession:
         self._settings = settings
         self._sender = AudioSender(options.sampling_rate)
         self._ws: ClientConnection | None = None
+        self._exit = AsyncExitStack()
         self.session: dict[str, Any] = {}
 
     async def __aenter__(self) -> AsyncRealtimeSession:
         url = self.options.url(self._settings.base_url)
         try:
-            self._ws = await connect(
-                url,
-                additional_headers=self._settings.headers(),
-                open_timeout=OPEN_TIMEOUT_S,
-                max_size=None,
+            self._ws = await self._exit.enter_async_context(
+                connect(
+                    url,
+                    additional_headers=self._settings.headers(),
+                    open_timeout=OPEN_TIMEOUT_S,
+                    max_size=None,
+                )
             )
         except (OSError, InvalidHandshake, TimeoutError) as exc:
             raise opening_error(exc, url) from exc
@@ -270,5 +276,4 @@ class AsyncRealtimeSession:
             return
 
     async def close(self) -> None:
-        if self._ws is not None:
-            await self._ws.close()
+        await self._exit.aclose()

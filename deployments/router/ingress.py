@@ -6,7 +6,7 @@ from ray import serve
 from ray.serve.handle import DeploymentHandle
 
 from deployments.config import SonarayArgs
-from deployments.router import hf_api, native, openai_api
+from deployments.router import hf_api, native, openai_api, playground
 from deployments.router.http import create_app, install_service, load_api_keys
 from deployments.router.realtime import route as realtime
 from deployments.router.service import SonarayService
@@ -16,6 +16,7 @@ app.include_router(native.router)
 app.include_router(openai_api.router)
 app.include_router(hf_api.router)
 app.include_router(realtime.router)
+app.include_router(playground.router)
 
 
 @serve.deployment
