@@ -74,7 +74,9 @@ class Resampler:
 def read_pcm16(path: Path) -> tuple[array, int]:
     """A file's audio as mono int16 samples and its rate: WAV directly, other formats
     through ``soundfile`` when it is installed."""
-    if path.read_bytes()[:4] == b"RIFF":
+    with path.open("rb") as file:
+        is_wav = file.read(4) == b"RIFF"
+    if is_wav:
         with wave.open(str(path), "rb") as wav:
             if wav.getsampwidth() != 2:
                 raise ValueError(f"{path}: only 16-bit PCM WAV is read without soundfile")

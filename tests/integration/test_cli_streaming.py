@@ -19,6 +19,10 @@ runner = CliRunner()
 TURN_LINE = re.compile(r"^\[(\d\d):(\d\d\.\d) - (\d\d):(\d\d\.\d)\] (.+)$")
 
 
+def pause(seconds: float) -> np.ndarray:
+    return np.zeros(int(seconds * 16000), np.float32)
+
+
 def sonaray(serve_url: str, *args: str):
     return runner.invoke(app, ["--base-url", serve_url, *args])
 
@@ -26,9 +30,8 @@ def sonaray(serve_url: str, *args: str):
 @pytest.fixture
 def two_turns(tmp_path):
     """A 16 kHz WAV: a pause, a sentence, a pause, another sentence, a short pause."""
-    silence = np.zeros(16000, np.float32)
     audio = np.concatenate(
-        [silence, synthesize(SENTENCES[2]), 1.5 * silence, synthesize(SENTENCES[4]), silence]
+        [pause(1.0), synthesize(SENTENCES[2]), pause(1.5), synthesize(SENTENCES[4]), pause(1.0)]
     )
     path = tmp_path / "call.wav"
     sf.write(path, audio, 16000, subtype="PCM_16")

@@ -20,13 +20,13 @@ SPOKEN = (SENTENCES[1], SENTENCES[3])
 def microphone(tmp_path_factory):
     """Speech with pauses as Chromium's fake microphone wants it: 16-bit PCM WAV, 48 kHz.
 
-    Chromium plays the file in a loop, so the turns come round again.
+    Chromium plays the file in a loop, so the turns come round again. The pauses leave
+    time for a spoken reply before the next turn would interrupt it.
     """
     rate = 48000
-    silence = np.zeros(rate, np.float32)
-    parts = [silence]
+    parts = [np.zeros(rate, np.float32)]
     for sentence in SPOKEN:
-        parts += [synthesize(sentence, rate), 1.5 * silence]
+        parts += [synthesize(sentence, rate), np.zeros(4 * rate, np.float32)]
     path = tmp_path_factory.mktemp("mic") / "speech.wav"
     sf.write(path, np.concatenate(parts), rate, subtype="PCM_16")
     return path
