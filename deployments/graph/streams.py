@@ -1,10 +1,10 @@
 """Streams over task calls: sentences of speech and chunks of a transcript, in order.
 
-Both keep a small window of calls in flight, so the pieces of one request batch in the
-task deployment while the consumer reads the first; nothing more is started until the
-consumer takes a result (a slow reader holds at most ``window`` results). When the
-consumer stops (the generator is closed or its task cancelled), what is still pending is
-cancelled, so a client that went away leaves no compute behind.
+The first call goes alone, then a small window of calls is in flight, so the pieces of
+one request batch in the task deployment while the consumer reads the first; nothing
+more is started until the consumer takes a result (at most ``window`` results wait).
+When the consumer stops (the generator is closed or its task cancelled), what is still
+pending is cancelled, so a client that went away leaves no compute behind.
 """
 
 from __future__ import annotations

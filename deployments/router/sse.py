@@ -45,16 +45,11 @@ async def started(items: AsyncIterator[T]) -> AsyncIterator[T]:
     try:
         first = await anext(items)
     except StopAsyncIteration:
-        return _empty()
+        return items  # exhausted: iterating it again ends at once
     except BaseException:
         await items.aclose()
         raise
     return _prepended(first, items)
-
-
-async def _empty() -> AsyncIterator:
-    return
-    yield
 
 
 async def _prepended(first: T, rest: AsyncIterator[T]) -> AsyncIterator[T]:

@@ -3,6 +3,11 @@
 Both surfaces (OpenAI and native) call these. The router consumes the task deployments'
 results as they come, through the bounded windows of ``graph.streams``; nothing waits for
 the whole result, and a client that goes away cancels what is still pending.
+
+Serve passes a replica's streamed output to its HTTP proxy without backpressure, so a
+slow reader does not slow synthesis: what it has not read yet waits in the proxy. The
+window bounds the work in flight; ``limits.max_text_chars`` bounds what can wait (4096
+characters are about 4-5 minutes of speech, ~13 MB of 24 kHz pcm).
 """
 
 from __future__ import annotations
@@ -80,8 +85,8 @@ async def speech_chunks(
             if encoder is None:
                 encoder = encoder_for(wave.sampling_rate)
             else:
-                gap = np.zeros(round(wave.extras.get("sentence_gap_s", 0.0) * wave.sampling_rate))
-                audio = np.concatenate([gap.astype(np.float32), audio])
+                gap = round(wave.extras.get("sentence_gap_s", 0.0) * wave.sampling_rate)
+                audio = np.concatenate([np.zeros(gap, np.float32), audio])
             yield encoder.encode(audio), len(audio) / wave.sampling_rate
     if encoder is not None:
         yield encoder.finish(), 0.0
