@@ -51,9 +51,10 @@ class StandIn:
             zeros = np.zeros((1, 1, 128), np.float32)
             state = VadState(zeros, zeros, np.zeros(64, np.float32))
             return VadScores(np.zeros(item.audio.size // 512, np.float32), state, 512)
-        if self.task == "seq2seq":
-            return Transcription(text=SAID, duration=item.audio.size / 16000)
-        return Waveform(np.full(22050, 0.1, np.float32), 22050)  # one second per sentence
+        if self.task in ("seq2seq", "ctc"):
+            text = SAID if self.task == "seq2seq" else "ctc heard this"
+            return Transcription(text=text, duration=item.audio.size / 16000)
+        return Waveform(np.full(3 * 22050, 0.1, np.float32), 22050)  # 3 s per sentence
 
 
 class Server:
@@ -85,6 +86,7 @@ def serving(monkeypatch, keys: set[str], **limits) -> Iterator[Server]:
     args = SonarayArgs.model_validate(
         {
             "models": [
+                {"name": "tiny-wav2vec2-ctc", "task": "ctc"},
                 {"name": "whisper-tiny.en", "task": "seq2seq"},
                 {"name": "silero-vad", "task": "frames"},
                 {"name": "piper-joe-medium", "task": "tts"},
@@ -94,7 +96,7 @@ def serving(monkeypatch, keys: set[str], **limits) -> Iterator[Server]:
             "limits": {"max_append_bytes": 100_000, **limits},
         }
     )
-    handles = {task: StandIn(task) for task in ("seq2seq", "frames", "tts")}
+    handles = {task: StandIn(task) for task in ("ctc", "seq2seq", "frames", "tts")}
     monkeypatch.setattr(http, "_service", SonarayService(args, handles, keys))
     app = http.create_app()
     app.include_router(route.router)
@@ -228,6 +230,16 @@ def test_bad_input_is_a_clear_error_and_the_session_stays_usable(client, event, 
         assert events[-1]["transcript"] == SAID
 
 
+def test_a_served_ctc_model_can_be_picked_by_name(client):
+    with client.connect("?intent=transcription&model=tiny-wav2vec2-ctc") as ws:
+        receive(ws, "session.created")
+        send(ws, MANUAL)
+        send(ws, {"type": "input_audio_buffer.append", "audio": SECOND})
+        send(ws, {"type": "input_audio_buffer.commit"})
+        events = receive(ws, "conversation.item.input_audio_transcription.completed")
+        assert events[-1]["transcript"] == "ctc heard this"
+
+
 def test_not_json_is_an_error(client):
     with client.connect("?intent=transcription") as ws:
         receive(ws, "session.created")
@@ -236,7 +248,7 @@ def test_not_json_is_an_error(client):
 
 
 def test_a_manual_turn_is_committed_then_transcribed_with_usage(client):
-    with client.connect("?intent=transcription") as ws:
+    with client.connect("?intent=transcription&model=gpt-4o-transcribe") as ws:
         receive(ws, "session.created")
         send(ws, MANUAL)
         receive(ws, "session.updated")
@@ -244,6 +256,7 @@ def test_a_manual_turn_is_committed_then_transcribed_with_usage(client):
         send(ws, {"type": "input_audio_buffer.commit"})
         events = receive(ws, "conversation.item.input_audio_transcription.completed")
         committed, delta, completed = events[-3:]
+        assert completed["transcript"] == SAID  # OpenAI's name: Whisper, the default
         assert committed["type"] == "input_audio_buffer.committed"
         assert delta["delta"] == completed["transcript"] == SAID
         assert committed["item_id"] == delta["item_id"] == completed["item_id"]
@@ -266,7 +279,7 @@ def test_a_conversation_turn_is_answered_sentence_by_sentence(client):
         ]
         assert texts == ["Hello there.", "How are you today?"]
         audio = [e for e in events if e["type"] == "response.output_audio.delta"]
-        assert len(audio) == 10  # two seconds of speech in 200 ms deltas at 24 kHz
+        assert len(audio) == 30  # six seconds of speech in 200 ms deltas at 24 kHz
         assert kinds[-3:] == [
             "response.output_audio_transcript.done",
             "response.output_audio.done",

@@ -33,7 +33,7 @@ class AudioFormat(BaseModel):
     rate: int = 24000
 
 
-class Transcription(BaseModel):
+class InputTranscription(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     model: str | None = None
@@ -54,7 +54,7 @@ class AudioInput(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     format: AudioFormat | None = None
-    transcription: Transcription | None = None
+    transcription: InputTranscription | None = None
     turn_detection: ServerVad | None = None
 
 

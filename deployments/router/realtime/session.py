@@ -36,8 +36,8 @@ from deployments.errors import (
 )
 from deployments.protocol import Target
 from deployments.router.realtime import events as ev
+from deployments.router.realtime.conversation import Conversation
 from deployments.router.realtime.input_audio import InputAudio
-from deployments.router.realtime.reply import Reply, speak_reply
 from deployments.router.realtime.responder import Echo, Responder
 from deployments.router.realtime.settings import SessionSettings
 from deployments.router.realtime.turns import SpeechStarted, SpeechStopped, TurnDetector
@@ -50,7 +50,6 @@ VAD_BLOCK_WINDOWS = 6  # 192 ms at 16 kHz: about five frames calls a second per 
 VAD_MAX_WINDOWS = 64  # a session that fell behind catches up in blocks of up to 2 s
 MIN_COMMIT_SECONDS = 0.1
 OUTBOX_EVENTS = 256  # a client that stops reading holds back its session, not memory
-HISTORY_MESSAGES = 20
 CLOSE_NORMAL, CLOSE_POLICY, CLOSE_ERROR, CLOSE_TRY_AGAIN = 1000, 1008, 1011, 1013
 
 
@@ -70,7 +69,6 @@ class SessionFailed(Exception):
 class Turn:
     item_id: str
     audio: np.ndarray  # at the VAD rate
-    speech_end: int  # sample position where the user stopped speaking
     respond: bool
 
 
@@ -91,7 +89,6 @@ class RealtimeSession:
     ):
         self.ws, self.service, self.settings, self.realtime = ws, service, settings, realtime
         self.vad, self.voice = vad, voice  # voice: the tts of conversation sessions
-        self.responder = responder or Echo()
         self.limits = service.limits
         self.rate = 16000
         self.audio = InputAudio(settings.input_rate, self.rate)
@@ -100,9 +97,11 @@ class RealtimeSession:
         self._turn_start = 0
         self.last_item: str | None = None
         self.last_transcript: str | None = None
-        self.history: list[dict] = []
-        self.reply: Reply | None = None
-        self.reply_task: asyncio.Task | None = None
+        self.conversation = (
+            Conversation(responder or Echo(), voice, self._call, self.send, realtime.call_timeout_s)
+            if voice is not None
+            else None
+        )
         self._outbox: asyncio.Queue[dict | None] = asyncio.Queue(OUTBOX_EVENTS)
         self._closed = False
         self._new_audio = asyncio.Event()
@@ -133,9 +132,10 @@ class RealtimeSession:
                     await self.ws.close(code)
         finally:  # also when cancelled from outside: stop everything without awaiting
             self._closed = True
-            for task in (*tasks, writer, self.reply_task):
-                if task is not None:
-                    task.cancel()
+            for task in (*tasks, writer):
+                task.cancel()
+            if self.conversation is not None:
+                self.conversation.stop()
 
     async def _report_end(self, done: set[asyncio.Task], pending: set[asyncio.Task]) -> int | None:
         """Send the event that says why the session ends; the close code (None: the
@@ -260,9 +260,9 @@ class RealtimeSession:
             )
         if self.detector is not None:
             self.detector.reset(end)
-        await self._commit(self.pending_item or ev.new_id("item"), start, end, end, respond=False)
+        await self._commit(self.pending_item or ev.new_id("item"), start, end, respond=False)
 
-    async def _commit(self, item_id: str, start: int, end: int, speech_end: int, respond: bool):
+    async def _commit(self, item_id: str, start: int, end: int, respond: bool) -> None:
         audio = self.audio.slice(start, end)
         self.audio.drop_before(end)
         self.pending_item = None
@@ -272,7 +272,7 @@ class RealtimeSession:
             )
         )
         self.last_item = item_id
-        await self._turns.put(Turn(item_id, audio, speech_end, respond))
+        await self._turns.put(Turn(item_id, audio, respond))
 
     # --- turn detection -------------------------------------------------------------
 
@@ -340,7 +340,7 @@ class RealtimeSession:
             )
         )
         respond = self.settings.kind == "realtime"
-        await self._commit(item_id, self._turn_start, edge.end, edge.speech_end, respond)
+        await self._commit(item_id, self._turn_start, edge.end, respond)
 
     def _turn_too_long(self, scored: int) -> bool:
         return self.audio.seconds(self._turn_start, scored) >= self.limits.chunk_seconds
@@ -366,13 +366,13 @@ class RealtimeSession:
                         ev.error_event(InvalidRequest("there is no user turn to answer"))
                     )
                 else:
-                    await self._start_reply(self.last_transcript)
+                    await self.conversation.answer(self.last_transcript, self.settings)
                 continue
             text = await self._transcribe(job)
             if text:
                 self.last_transcript = text
                 if job.respond:
-                    await self._start_reply(text)
+                    await self.conversation.answer(text, self.settings)
 
     async def _transcribe(self, turn: Turn) -> str | None:
         s = self.settings
@@ -410,34 +410,5 @@ class RealtimeSession:
         )
         return text
 
-    # --- replies --------------------------------------------------------------------
-
-    async def _start_reply(self, text: str) -> None:
-        await self._cancel_reply("turn_detected")
-        self.history = [*self.history, {"role": "user", "content": text}][-HISTORY_MESSAGES:]
-        reply = Reply(self.settings)
-        history, instructions = list(self.history), self.settings.instructions
-
-        async def reply_text() -> str:
-            timeout = self.realtime.call_timeout_s
-            try:
-                return await asyncio.wait_for(self.responder.reply(history, instructions), timeout)
-            except TimeoutError:
-                raise Overloaded(f"the responder did not answer within {timeout:g}s") from None
-
-        async def run() -> None:
-            said = await speak_reply(reply, reply_text, self._call, self.voice, self.send)
-            if said:
-                self.history = [*self.history, {"role": "assistant", "content": said}]
-
-        self.reply, self.reply_task = reply, asyncio.create_task(run())
-
     async def _cancel_reply(self, reason: str | None) -> bool:
-        """Stop the reply in progress (it sends ``response.done`` cancelled); False if none."""
-        task = self.reply_task
-        if task is None or task.done():
-            return False
-        self.reply.reason = reason
-        task.cancel()
-        await asyncio.wait([task])  # its outcome is in the events it sent; ours propagates
-        return True
+        return self.conversation is not None and await self.conversation.cancel(reason)

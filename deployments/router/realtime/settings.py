@@ -10,7 +10,7 @@ from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from deployments.errors import InvalidRequest, ModelNotFound
-from deployments.protocol import Target, tasks_where
+from deployments.protocol import ROLES, Target, tasks_where
 from deployments.router.realtime.events import ServerVad, SessionPatch, new_id
 from deployments.router.realtime.turns import TurnSettings
 from deployments.router.service import SonarayService
@@ -104,7 +104,8 @@ def asr_target(service: SonarayService, name: str | None) -> Target:
     if name in served:
         return service.target(served[name], name)
     if name is None or name.startswith(OPENAI_ASR_NAMES):
-        for task in asr:
+        # as on the HTTP routes: the transcribing role's default, else any ASR family's
+        for task in sorted(asr, key=lambda task: task != ROLES.transcribe):
             if service.serves(task):
                 return service.target(task)
         raise ModelNotFound("this cluster serves no speech recognition model", param="model")
