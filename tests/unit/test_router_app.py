@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from fastapi.testclient import TestClient
 from ray import cloudpickle
 
@@ -22,3 +24,10 @@ def test_app_survives_pickling_and_documents_every_route_with_its_errors():
             schema
         )
         assert {"400", "404", "413", "503"} <= set(post["responses"])
+
+
+def test_playground_page_is_served_and_loads_nothing_from_elsewhere():
+    page = TestClient(cloudpickle.loads(cloudpickle.dumps(app))).get("/playground")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert "/v1/realtime" in page.text and "/v1/audio/speech" in page.text
+    assert not re.search(r"""(src|href)=["']?(https?:)?//""", page.text), "offline clusters"
