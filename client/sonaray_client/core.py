@@ -223,8 +223,12 @@ def transcribe_stream(
 ) -> ApiCall[Stream[TranscriptEvent]]:
     """``transcribe`` answered as SSE: a delta per chunk of audio as it finishes, then done."""
     call = transcribe(audio, model, engine, options)
-    call.data["stream"] = "true"
-    return replace(call, parse=lambda r: Stream(r, transcript_events(SSEDecoder())), stream=True)
+    return replace(
+        call,
+        parse=lambda response: Stream(response, transcript_events(SSEDecoder())),
+        data={**(call.data or {}), "stream": "true"},
+        stream=True,
+    )
 
 
 def classify(
@@ -254,8 +258,12 @@ def speak_stream(
 ) -> ApiCall[AudioStream]:
     """``speak`` as a chunked body: each sentence's audio as soon as it is synthesized."""
     call = speak(text, model, response_format, options)
-    call.json["stream"] = True
-    return replace(call, parse=lambda response: AudioStream(response, response_format), stream=True)
+    return replace(
+        call,
+        parse=lambda response: AudioStream(response, response_format),
+        json={**(call.json or {}), "stream": True},
+        stream=True,
+    )
 
 
 def generate_audio(
