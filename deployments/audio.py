@@ -9,21 +9,15 @@ from __future__ import annotations
 
 import contextlib
 import io
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import soundfile as sf
 import soxr
+from sonaray_client.types import AudioFormat
 
 from deployments.errors import InvalidAudio, InvalidRequest, PayloadTooLarge
-
-ENCODINGS = {
-    "wav": "audio/wav",
-    "flac": "audio/flac",
-    "pcm": "audio/pcm",
-    "mp3": "audio/mpeg",
-    "ogg": "audio/ogg",
-}
 
 
 @dataclass(frozen=True)
@@ -113,29 +107,97 @@ def resample(audio: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
     return soxr.resample(audio, from_rate, to_rate, quality="HQ").astype(np.float32, copy=False)
 
 
-def encode_audio(audio: np.ndarray, sampling_rate: int, fmt: str = "wav") -> tuple[bytes, str]:
-    """Encode mono float32 audio; returns (bytes, media type)."""
+def _pcm16(audio: np.ndarray) -> np.ndarray:
+    return (audio * 32767.0).astype("<i2")
+
+
+def _write_mp3(audio: np.ndarray, rate: int) -> bytes:
+    import lameenc
+
+    encoder = lameenc.Encoder()
+    encoder.set_bit_rate(64)
+    encoder.set_in_sample_rate(rate)
+    encoder.set_channels(1)
+    encoder.set_quality(5)
+    return bytes(encoder.encode(_pcm16(audio).tobytes()) + encoder.flush())
+
+
+def _write_soundfile(fmt: str, subtype: str, pcm16: bool) -> Callable[[np.ndarray, int], bytes]:
+    def write(audio: np.ndarray, rate: int) -> bytes:
+        buf = io.BytesIO()
+        sf.write(buf, _pcm16(audio) if pcm16 else audio, rate, format=fmt, subtype=subtype)
+        return buf.getvalue()
+
+    return write
+
+
+def _write_aac(audio: np.ndarray, rate: int) -> bytes:
+    """AAC-LC in ADTS frames (what OpenAI's ``aac`` is), by FFmpeg's encoder through PyAV."""
+    import av
+
+    buf = io.BytesIO()
+    with av.open(buf, mode="w", format="adts") as container:
+        stream = container.add_stream("aac", rate=rate, layout="mono")
+        stream.bit_rate = 64000
+        frame = av.AudioFrame.from_ndarray(audio.reshape(1, -1), format="flt", layout="mono")
+        frame.sample_rate = rate
+        for packet in [*stream.encode(frame), *stream.encode(None)]:
+            container.mux(packet)
+    return buf.getvalue()
+
+
+@dataclass(frozen=True)
+class Encoding:
+    """How one ``response_format`` is written; ``rates`` are the only rates its codec takes."""
+
+    media_type: str
+    write: Callable[[np.ndarray, int], bytes]
+    rates: tuple[int, ...] | None = None
+
+
+# The one table of output formats every route encodes with (names in ``AUDIO_FORMATS``).
+ENCODINGS: dict[AudioFormat, Encoding] = {
+    "wav": Encoding("audio/wav", _write_soundfile("WAV", "PCM_16", pcm16=True)),
+    "flac": Encoding("audio/flac", _write_soundfile("FLAC", "PCM_16", pcm16=True)),
+    "pcm": Encoding("audio/pcm", lambda audio, _rate: _pcm16(audio).tobytes()),
+    "mp3": Encoding("audio/mpeg", _write_mp3),
+    "ogg": Encoding("audio/ogg", _write_soundfile("OGG", "VORBIS", pcm16=False)),
+    # libopus encodes at these rates only
+    "opus": Encoding(
+        "audio/ogg",
+        _write_soundfile("OGG", "OPUS", pcm16=False),
+        (8000, 12000, 16000, 24000, 48000),
+    ),
+    "aac": Encoding(
+        "audio/aac",
+        _write_aac,
+        (7350, 8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000, 64000, 88200, 96000),
+    ),
+}
+
+
+def output_rate(fmt: str, sampling_rate: int) -> int:
+    """The rate ``fmt`` is written at: the audio's own, or the codec's next rate up."""
+    rates = ENCODINGS[fmt].rates
+    if rates is None or sampling_rate in rates:
+        return sampling_rate
+    return next((r for r in rates if r >= sampling_rate), rates[-1])
+
+
+def encode_audio(
+    audio: np.ndarray, sampling_rate: int, fmt: str = "wav", *, rate: int | None = None
+) -> tuple[bytes, str]:
+    """Encode mono float32 audio as ``fmt``; returns (bytes, media type).
+
+    ``rate`` asks for a sampling rate (OpenAI's pcm is 24 kHz); a codec that cannot
+    take the rate gets its next one up (see ``output_rate``).
+    """
     if fmt not in ENCODINGS:
         raise InvalidRequest(
             f"unsupported response_format {fmt!r}; choose one of {', '.join(ENCODINGS)}",
             param="response_format",
         )
-    clipped = np.clip(np.asarray(audio, dtype=np.float32), -1.0, 1.0)
-    pcm16 = (clipped * 32767.0).astype("<i2")
-    if fmt == "pcm":
-        return pcm16.tobytes(), ENCODINGS[fmt]
-    if fmt == "mp3":
-        import lameenc
-
-        encoder = lameenc.Encoder()
-        encoder.set_bit_rate(64)
-        encoder.set_in_sample_rate(sampling_rate)
-        encoder.set_channels(1)
-        encoder.set_quality(5)
-        return bytes(encoder.encode(pcm16.tobytes()) + encoder.flush()), ENCODINGS[fmt]
-    buf = io.BytesIO()
-    if fmt == "ogg":
-        sf.write(buf, clipped, sampling_rate, format="OGG", subtype="VORBIS")
-    else:
-        sf.write(buf, pcm16, sampling_rate, format=fmt.upper(), subtype="PCM_16")
-    return buf.getvalue(), ENCODINGS[fmt]
+    out_rate = output_rate(fmt, rate or sampling_rate)
+    clipped = np.clip(resample(audio, sampling_rate, out_rate), -1.0, 1.0)
+    encoding = ENCODINGS[fmt]
+    return encoding.write(clipped, out_rate), encoding.media_type

@@ -83,8 +83,9 @@ AGENT_APP = {
 
 
 def session_config(seq2seq_user_config: dict | None = None):
-    """serve_config.all.yaml with the test port, a GPU fraction on every task, the scaling
-    and voice-agent apps, a noise-free Piper voice; ``seq2seq_user_config`` overrides that
+    """serve_config.all.yaml with the test port, a GPU fraction and one replica on every
+    task, the scaling and voice-agent apps, a noise-free Piper voice; ``seq2seq_user_config``
+    overrides that
     deployment's batching."""
     from ray.serve.schema import RayActorOptionsSchema, ServeApplicationSchema
 
@@ -107,6 +108,11 @@ def session_config(seq2seq_user_config: dict | None = None):
                     options = get_deployment_options(dep.name)["ray_actor_options"]
                     options = RayActorOptionsSchema.model_validate(options)
                 dep.ray_actor_options = options.model_copy(update={"num_gpus": TASK_GPU_FRACTION})
+            if dep.name != "Router" and "autoscaling_config" in dep.model_fields_set:
+                # One replica per task: tests read a replica's stats and must find the one
+                # that served them (the "scaling" app below tests autoscaling).
+                dep.autoscaling_config = None
+                dep.num_replicas = 1
             if dep.name == "seq2seq" and seq2seq_user_config is not None:
                 dep.user_config = seq2seq_user_config
     config.applications.append(ServeApplicationSchema.model_validate(SCALING_APP))

@@ -11,7 +11,7 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Generic, Literal, TypeVar, get_args
+from typing import Any, Generic, Literal, TypeVar
 from urllib.parse import quote
 
 import httpx
@@ -35,6 +35,7 @@ from sonaray_client.streaming import (
     transcript_events,
 )
 from sonaray_client.types import (
+    AUDIO_FORMATS,
     AudioFormat,
     Classification,
     ClassificationOptions,
@@ -325,7 +326,7 @@ def health() -> ApiCall[dict[str, Any]]:
 def format_for(path: Path) -> AudioFormat:
     """The audio format a file name's suffix asks for; wav when it names none we serve."""
     suffix = path.suffix.lower().lstrip(".")
-    return suffix if suffix in get_args(AudioFormat) else "wav"
+    return suffix if suffix in AUDIO_FORMATS else "wav"
 
 
 def _model_field(model: str | None) -> dict[str, str]:

@@ -8,7 +8,7 @@ client parses Sonaray's answers unchanged.
 from __future__ import annotations
 
 from functools import cached_property
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -17,16 +17,22 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AudioFormat",
+    "AUDIO_FORMATS",
     "Classification",
     "ClassificationOptions",
     "ErrorDetail",
     "ErrorEnvelope",
+    "GenerateRequest",
     "GenerationOptions",
+    "Health",
     "LabelScore",
     "ModelCard",
     "ModelList",
     "PipelineResult",
+    "SpeechFormat",
+    "SPEECH_FORMATS",
     "SpeechOptions",
+    "SpeechRequest",
     "SpeechSegment",
     "SpeechSegments",
     "StepTiming",
@@ -44,7 +50,12 @@ __all__ = [
 TaskId = Literal["ctc", "seq2seq", "classify", "frames", "tts", "generate"]
 TASK_IDS: tuple[TaskId, ...] = ("ctc", "seq2seq", "classify", "frames", "tts", "generate")
 
-AudioFormat = Literal["wav", "flac", "pcm", "mp3", "ogg"]
+# What the native audio routes answer in: ogg is Vorbis, opus is Opus in Ogg, aac is ADTS.
+AudioFormat = Literal["wav", "flac", "pcm", "mp3", "ogg", "opus", "aac"]
+AUDIO_FORMATS: tuple[AudioFormat, ...] = get_args(AudioFormat)
+# OpenAI's ``audio.speech`` formats (its pcm is 16-bit mono at 24 kHz).
+SpeechFormat = Literal["mp3", "opus", "aac", "flac", "wav", "pcm"]
+SPEECH_FORMATS: tuple[SpeechFormat, ...] = get_args(SpeechFormat)
 TranscriptFormat = Literal["json", "text", "srt", "vtt", "verbose_json"]
 
 
@@ -112,6 +123,24 @@ class GenerationOptions(WireModel):
     seed: int | None = None
 
 
+class SpeechRequest(SpeechOptions):
+    """The body of ``POST /v1/tts``."""
+
+    model: str | None = Field(None, description="A tts model; the task's default if omitted.")
+    response_format: AudioFormat = "wav"
+    stream: bool = Field(False, description="Stream sentence by sentence (a chunked body).")
+    stream_format: Literal["audio", "sse"] | None = Field(
+        None, description="Stream as a chunked body (audio) or as SSE events (sse)."
+    )
+
+
+class GenerateRequest(GenerationOptions):
+    """The body of ``POST /v1/generate`` (JSON), or its fields in multipart."""
+
+    model: str | None = Field(None, description="A generate model; the default if omitted.")
+    response_format: AudioFormat = "wav"
+
+
 # --- results ------------------------------------------------------------------------
 
 
@@ -130,6 +159,10 @@ class TranscriptSegment(WireResult):
     avg_logprob: float | None = None
     no_speech_prob: float | None = None
     words: list[WordTiming] | None = None
+    # Whisper: the segment's decoded text token ids, and the start of the window it was
+    # decoded in, in 10 ms frames (OpenAI's verbose_json fields).
+    tokens: list[int] | None = None
+    seek: int | None = None
 
 
 class Transcription(WireResult):
@@ -169,6 +202,7 @@ class SpeechSegments(WireResult):
 class ModelCard(WireResult):
     id: str
     object: Literal["model"] = "model"
+    created: int = Field(0, description="Unix time the model store built the model.")
     owned_by: str = "sonaray"
     task: TaskId
     default: bool = False
@@ -197,6 +231,12 @@ class PipelineResult(WireResult):
     labels: list[Classification] | None = None
     audio_base64: str | None = None
     audio_sampling_rate: int | None = None
+
+
+class Health(WireResult):
+    """``GET /healthz``: the Router answers; it needs no API key."""
+
+    status: Literal["ok"] = "ok"
 
 
 class ErrorDetail(WireResult):

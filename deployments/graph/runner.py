@@ -102,6 +102,7 @@ def shift(part: Transcription, offset: float, first_id: int = 0) -> Transcriptio
                 "start": seg.start + offset,
                 "end": seg.end + offset,
                 "words": [moved(w) for w in seg.words] if seg.words else seg.words,
+                "seek": None if seg.seek is None else seg.seek + round(offset * 100),
             }
         )
         for i, seg in enumerate(part.segments)

@@ -179,6 +179,16 @@ def resolve(
     return ResolvedModel(ref, ref, None, engine_kind(ref, engine))
 
 
+def built_at(ref: str, root: str | Path | None = None) -> int | None:
+    """Unix time the store built ``ref`` (its marker's mtime), or the local folder's time;
+    None for a Hub id. The same on every replica that reads one store."""
+    path = store_root(root) / ref / MARKER if ref in CATALOG else Path(ref).expanduser()
+    try:
+        return int(path.stat().st_mtime)
+    except OSError:
+        return None
+
+
 def _hub_offline() -> bool:
     """True unless the Hub is explicitly allowed (SONARAY_HUB=1) and not forced offline."""
     if os.environ.get("HF_HUB_OFFLINE", "") in {"1", "true", "TRUE"}:

@@ -15,9 +15,9 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ValidationError
-from sonaray_client.types import TranscriptionOptions
+from sonaray_client.types import LabelScore, SpeechSegment, TranscriptionOptions
 
-from deployments.audio import ENCODINGS, encode_audio
+from deployments.audio import ENCODINGS, encode_audio, output_rate
 from deployments.errors import InvalidRequest, PayloadTooLarge, UnsupportedMediaType
 from deployments.protocol import AudioItem, Data, Target, TextItem
 from deployments.router.http import ERROR_RESPONSES, Service
@@ -34,6 +34,18 @@ HF_GENERATION_KEYS = {
     "penalty_alpha", "temperature", "top_k", "top_p", "typical_p", "use_cache",
 }  # fmt: skip
 ASR_KEYS = {"return_timestamps", "language", "task", "generation_parameters", "generate_kwargs"}
+
+
+class HFChunk(BaseModel):
+    text: str
+    timestamp: tuple[float, float]
+
+
+class HFTranscription(BaseModel):
+    """The ``automatic-speech-recognition`` answer of the Hugging Face Inference API."""
+
+    text: str
+    chunks: list[HFChunk] | None = None
 
 
 async def read_body(request: Request, limit: int) -> bytes:
@@ -149,8 +161,8 @@ async def analyse(service: SonarayService, target: Target, data: bytes, paramete
 def _accepted_format(request: Request) -> str:
     """wav unless the Accept header names another encoding Sonaray writes."""
     accept = request.headers.get("accept", "")
-    for fmt, media_type in ENCODINGS.items():
-        if media_type in accept and fmt != "pcm":
+    for fmt, encoding in ENCODINGS.items():
+        if encoding.media_type in accept and fmt != "pcm":
             return fmt
     return "wav"
 
@@ -172,8 +184,14 @@ async def speak(service: SonarayService, target: Target, text: Any, parameters: 
     responses={
         200: {
             "description": "ASR: {text, chunks}; classification: [{label, score}]; "
-            "frames: [{start, end, label, score}]; text-to-speech/audio: audio/wav.",
-            "content": {"application/json": {}, "audio/wav": {}},
+            "frames: [{start, end, label, score}]; text-to-speech/audio: audio/wav, or "
+            "the encoding the Accept header names.",
+            "model": HFTranscription | list[LabelScore] | list[SpeechSegment],
+            "content": {
+                encoding.media_type: {"schema": {"type": "string", "format": "binary"}}
+                for fmt, encoding in ENCODINGS.items()
+                if fmt != "pcm"
+            },
         }
     },
 )
@@ -199,7 +217,7 @@ async def run_model(service: Service, model: str, request: Request) -> Response:
     if target.spec.reads_audio:
         return JSONResponse(await analyse(service, target, audio_bytes(inputs), parameters))
     waveform = await speak(service, target, inputs, parameters)
-    data, media = encode_audio(waveform.audio, waveform.sampling_rate, _accepted_format(request))
-    return Response(
-        data, media_type=media, headers={"x-sampling-rate": str(waveform.sampling_rate)}
-    )
+    fmt = _accepted_format(request)
+    data, media = encode_audio(waveform.audio, waveform.sampling_rate, fmt)
+    rate = output_rate(fmt, waveform.sampling_rate)
+    return Response(data, media_type=media, headers={"x-sampling-rate": str(rate)})

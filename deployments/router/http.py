@@ -17,6 +17,7 @@ from sonaray_client.types import ErrorEnvelope
 
 from deployments.config import AuthConfig
 from deployments.errors import Overloaded, PayloadTooLarge, SonarayError, Unauthorized
+from deployments.router.openapi import shell_openapi
 from deployments.router.service import SonarayService
 
 logger = logging.getLogger("ray.serve")
@@ -34,12 +35,13 @@ REQUEST_ID = "x-request-id"
 ERROR_RESPONSES = {
     status: {"model": ErrorEnvelope, "description": text}
     for status, text in {
-        400: "Invalid input: undecodable audio, empty text, bad option (the message says which).",
+        400: "Invalid input: a malformed or unknown field, undecodable audio, empty text, a "
+        "bad option, an OpenAI field Sonaray cannot honour (`param` names the field).",
         401: "Missing or wrong API key.",
         404: "Unknown model or pipeline.",
         413: "Over a limit: upload bytes, audio seconds or text characters.",
         415: "Audio format not accepted.",
-        422: "Malformed request fields.",
+        500: "A fault on the server's side (a model failed on input it accepted).",
         503: "The cluster is full or a replica is restarting; retry after `Retry-After` seconds.",
     }.items()
 }
@@ -91,6 +93,7 @@ def create_app() -> FastAPI:
         description="Hugging Face audio models served by Ray Serve: native task routes, "
         "pipelines, an OpenAI-compatible audio API and Hugging Face task routes.",
     )
+    app.openapi = shell_openapi(app, open_paths=OPEN_PATHS, request_id=REQUEST_ID)
 
     @app.middleware("http")
     async def envelope(request: Request, call_next):
@@ -121,7 +124,8 @@ def create_app() -> FastAPI:
         first = exc.errors()[0] if exc.errors() else {}
         param = ".".join(str(p) for p in first.get("loc", ())[1:]) or None
         err = SonarayError(f"invalid request: {first.get('msg', exc)}", param=param)
-        err.status, err.type, err.code = 422, "invalid_request_error", "invalid_field"
+        # 400 as OpenAI answers it (openai-python raises BadRequestError), not FastAPI's 422
+        err.status, err.type, err.code = 400, "invalid_request_error", "invalid_field"
         return error_response(err, request.state.request_id)
 
     @app.exception_handler(Exception)

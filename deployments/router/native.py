@@ -2,19 +2,24 @@
 
 import base64
 import json
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.responses import Response
 from pydantic import BaseModel, Field, ValidationError
 from sonaray_client.types import (
+    AUDIO_FORMATS,
+    GenerateRequest,
     GenerationOptions,
+    Health,
+    ModelCard,
     ModelList,
     PipelineResult,
     SpeechOptions,
+    SpeechRequest,
 )
 
-from deployments.audio import encode_audio
+from deployments.audio import ENCODINGS, encode_audio, output_rate
 from deployments.errors import InvalidRequest
 from deployments.protocol import AudioItem, TaskSpec, TextItem, tasks_where
 from deployments.router.http import ERROR_RESPONSES, Service
@@ -28,7 +33,21 @@ OptionsField = Annotated[str | None, Form(description="Task options as a JSON ob
 StreamField = Annotated[
     bool, Form(description="Transcription only: SSE transcript.text.delta events, then .done.")
 ]
-AUDIO_RESPONSE = {200: {"content": {"audio/wav": {}}, "description": "Encoded audio."}}
+AUDIO_RESPONSE = {
+    200: {
+        "content": {
+            media_type: {"schema": {"type": "string", "format": "binary"}}
+            for media_type in dict.fromkeys(e.media_type for e in ENCODINGS.values())
+        },
+        "description": "Audio in `response_format` (wav by default; pcm is raw 16-bit mono).",
+        "headers": {
+            "x-sampling-rate": {
+                "description": "Sampling rate of the audio, in Hz.",
+                "schema": {"type": "integer"},
+            }
+        },
+    }
+}
 
 
 def json_object(raw: str | bytes | None, param: str = "options") -> dict:
@@ -61,13 +80,21 @@ async def read_upload(file: UploadFile, service) -> bytes:
 
 
 @router.get("/healthz", tags=["meta"])
-async def healthz() -> dict:
-    return {"status": "ok"}
+async def healthz() -> Health:
+    return Health()
 
 
 @router.get("/v1/models", tags=["meta"])
 async def list_models(service: Service) -> ModelList:
+    """Every served model (OpenAI ``models.list``)."""
     return ModelList(data=await service.model_cards())
+
+
+@router.get("/v1/models/{model_id}", tags=["meta"])
+async def retrieve_model(service: Service, model_id: str) -> ModelCard:
+    """One served model (OpenAI ``models.retrieve``); an unknown id is a 404."""
+    service.target_of(model_id)
+    return next(card for card in await service.model_cards() if card.id == model_id)
 
 
 def _add_audio_route(spec: TaskSpec) -> None:
@@ -109,25 +136,10 @@ for _spec in tasks_where(lambda spec: spec.reads_audio):
     _add_audio_route(_spec)
 
 
-class SpeechRequest(SpeechOptions):
-    model: str | None = None
-    response_format: Literal["wav", "flac", "pcm", "mp3", "ogg"] = "wav"
-    stream: bool = Field(False, description="Stream sentence by sentence (a chunked body).")
-    stream_format: Literal["audio", "sse"] | None = Field(
-        None, description="Stream as a chunked body (audio) or as SSE events (sse)."
-    )
-
-
-class GenerateRequest(GenerationOptions):
-    model: str | None = None
-    response_format: Literal["wav", "flac", "pcm", "mp3", "ogg"] = "wav"
-
-
 def audio_response(waveform, fmt: str) -> Response:
     data, media_type = encode_audio(waveform.audio, waveform.sampling_rate, fmt)
-    return Response(
-        data, media_type=media_type, headers={"x-sampling-rate": str(waveform.sampling_rate)}
-    )
+    rate = output_rate(fmt, waveform.sampling_rate)
+    return Response(data, media_type=media_type, headers={"x-sampling-rate": str(rate)})
 
 
 @router.post("/v1/tts", tags=["tasks"], response_class=Response, responses=AUDIO_RESPONSE)
@@ -168,7 +180,11 @@ GENERATE_BODY = {
                         },
                         "options": {"type": "string", "description": "GenerationOptions JSON."},
                         "model": {"type": "string"},
-                        "response_format": {"type": "string", "default": "wav"},
+                        "response_format": {
+                            "type": "string",
+                            "enum": list(AUDIO_FORMATS),
+                            "default": "wav",
+                        },
                     },
                 }
             },

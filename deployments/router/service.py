@@ -14,7 +14,13 @@ from typing import Any
 
 import ray
 from ray.serve.exceptions import BackPressureError, DeploymentUnavailableError
-from sonaray_client.types import ModelCard, SpeechSegments, Transcription, TranscriptionOptions
+from sonaray_client.types import (
+    ModelCard,
+    SpeechSegments,
+    Transcription,
+    TranscriptionOptions,
+    VadOptions,
+)
 
 from deployments.audio import DecodedAudio, decode_audio, resample
 from deployments.config import SonarayArgs
@@ -155,12 +161,14 @@ class SonarayService:
 
     # --- tasks ----------------------------------------------------------------------
 
-    async def segment(self, audio: DecodedAudio) -> SpeechSegments:
+    async def segment(
+        self, audio: DecodedAudio, options: VadOptions | None = None
+    ) -> SpeechSegments:
         """Speech segments of ``audio`` from the default voice-activity model."""
         vad = self.target(ROLES.segment)
         vad_rate = await self.sampling_rate(vad)
         vad_audio = resample(audio.audio, audio.sampling_rate, vad_rate)
-        options = vad.spec.parse_options({})
+        options = options or vad.spec.parse_options({})
         return await self.call(vad, AudioItem(vad_audio, vad_rate, options))
 
     def long_audio(self, audio: DecodedAudio) -> bool:
@@ -168,13 +176,24 @@ class SonarayService:
         return audio.duration > self.limits.long_audio_seconds and self.serves(ROLES.segment)
 
     async def transcribe(
-        self, audio: DecodedAudio, options: TranscriptionOptions, target: Target
+        self,
+        audio: DecodedAudio,
+        options: TranscriptionOptions,
+        target: Target,
+        *,
+        vad: VadOptions | None = None,
     ) -> Transcription:
-        """ASR; audio longer than ``long_audio_seconds`` is cut at VAD segments first."""
+        """ASR; audio longer than ``long_audio_seconds`` is cut at VAD segments first
+        (found with ``vad``, the VAD model's defaults if None)."""
         if not self.long_audio(audio):
             return await self.call(target, AudioItem(audio.audio, audio.sampling_rate, options))
         result = await transcribe_chunks(
-            self.call, target, audio.audio, audio.sampling_rate, await self.chunks(audio), options
+            self.call,
+            target,
+            audio.audio,
+            audio.sampling_rate,
+            await self.chunks(audio, vad),
+            options,
         )
         return result.model_copy(update={"model": target.model})
 
@@ -193,9 +212,11 @@ class SonarayService:
             async for part in parts:
                 yield part.model_copy(update={"model": target.model})
 
-    async def chunks(self, audio: DecodedAudio) -> list[tuple[float, float]]:
+    async def chunks(
+        self, audio: DecodedAudio, vad: VadOptions | None = None
+    ) -> list[tuple[float, float]]:
         """The ASR chunks of long audio: its VAD segments merged up to ``chunk_seconds``."""
-        found = await self.segment(audio)
+        found = await self.segment(audio, vad)
         return merge_segments(found.segments, self.limits.chunk_seconds, audio.duration)
 
     async def synthesize(

@@ -21,7 +21,7 @@ from ray.serve.metrics import Counter, Histogram
 from sonaray_client.types import ModelCard
 
 from deployments.errors import ModelError, ModelNotFound, SonarayError
-from deployments.models.store import resolve
+from deployments.models.store import built_at, resolve
 from deployments.tasks.base import set_torch_threads
 from deployments.tasks.registry import load_engine
 
@@ -74,6 +74,7 @@ class TaskDeployment:
         self.task = task
         self.models = {m.name: m for m in models}
         self.default = default
+        self._started = int(time.time())
         set_torch_threads(num_threads or _cpu_share())
         self._loaded: set[str] = set()
         tags = ("task", "model")
@@ -204,11 +205,12 @@ class TaskDeployment:
         return [
             ModelCard(
                 id=name,
+                created=built_at(spec.ref) or self._started,
                 task=self.task,
                 default=name == self.default,
                 sampling_rate=rate if name == self.default else None,
             )
-            for name in self.models
+            for name, spec in self.models.items()
         ]
 
     def check_health(self) -> None:

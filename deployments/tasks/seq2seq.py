@@ -40,6 +40,8 @@ from deployments.tasks.whisper_decode import ChunkResult, WhisperDecoder
 from deployments.tasks.whisper_timestamps import peak_dbfs, plan_chunks
 
 CHUNK_SECONDS = 30.0
+# Whisper counts window offsets (OpenAI's `seek`) in 10 ms mel frames.
+FRAMES_PER_SECOND = 100
 
 
 @dataclass
@@ -267,6 +269,8 @@ class WhisperEngine:
                         avg_logprob=round(seg.avg_logprob, 4),
                         no_speech_prob=round(c.result.no_speech_prob, 4),
                         words=seg_words if options.timestamps == "word" else None,
+                        tokens=seg.tokens,
+                        seek=round(c.offset * FRAMES_PER_SECOND),
                     )
                 )
         return Transcription(

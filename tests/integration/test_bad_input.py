@@ -47,6 +47,129 @@ def hour_of_silence_flac() -> bytes:
     return encode(np.zeros((AUDIO_LIMIT_S + 1) * rate, np.int16), rate, "FLAC")
 
 
+def native_text_cases() -> list[Case]:
+    """/v1/tts and /v1/generate: JSON bodies, and generate's multipart form."""
+
+    def form(fields: dict, file: bytes | None = None) -> dict:
+        return {"data": fields, "files": {"file": ("prompt.wav", file or b"")}}
+
+    return [
+        Case("tts: empty input", "/v1/tts", 400, "invalid_request", {"json": {"input": " "}}),
+        Case("tts: no input", "/v1/tts", 400, "invalid_field", {"json": {"voice": "x"}}),
+        Case(
+            "tts: over-long input",
+            "/v1/tts",
+            413,
+            "limit_exceeded",
+            {"json": {"input": "a" * 5000}},
+        ),
+        Case(
+            "tts: unknown format",
+            "/v1/tts",
+            400,
+            "invalid_field",
+            {"json": {"input": "Hi.", "response_format": "docx"}},
+        ),
+        Case(
+            "tts: unknown field",
+            "/v1/tts",
+            400,
+            "invalid_field",
+            {"json": {"input": "Hi.", "pitch": 2}},
+        ),
+        Case(
+            "tts: a generate model",
+            "/v1/tts",
+            404,
+            "model_not_found",
+            {"json": {"input": "Hi.", "model": "tiny-musicgen"}},
+        ),
+        Case(
+            "generate: body not JSON",
+            "/v1/generate",
+            400,
+            "invalid_request",
+            {"content": b"{prompt", "headers": {"content-type": "application/json"}},
+        ),
+        Case("generate: no prompt", "/v1/generate", 400, "invalid_request", {"json": {"seed": 1}}),
+        Case(
+            "generate: over-long duration",
+            "/v1/generate",
+            400,
+            "invalid_request",
+            {"json": {"prompt": "drums", "duration_s": 600}},
+        ),
+        Case(
+            "generate: malformed multipart options",
+            "/v1/generate",
+            400,
+            "invalid_request",
+            {"data": {"options": "{not json"}, "files": {"file": ("p.wav", b"RIFF")}},
+        ),
+        Case(
+            "generate: multipart options not an object",
+            "/v1/generate",
+            400,
+            "invalid_request",
+            form({"options": "[1, 2]"}),
+        ),
+        Case(
+            "generate: undecodable audio prompt",
+            "/v1/generate",
+            400,
+            "invalid_audio",
+            form({"options": '{"prompt": "drums"}'}, b"not audio at all" * 8),
+        ),
+    ]
+
+
+def pipeline_cases(wav: bytes) -> list[Case]:
+    def run(options: str | None = None, data: bytes = wav) -> dict:
+        return {
+            "files": {"file": ("a.wav", data)},
+            "data": {} if options is None else {"options": options},
+        }
+
+    return [
+        Case("pipeline: unknown name", "/v1/pipelines/no-such", 404, "model_not_found", run()),
+        Case(
+            "pipeline: options not JSON",
+            "/v1/pipelines/transcribe-long",
+            400,
+            "invalid_request",
+            run("{seq2seq"),
+        ),
+        Case(
+            "pipeline: options for a step it lacks",
+            "/v1/pipelines/transcribe-long",
+            400,
+            "invalid_request",
+            run('{"tts": {"voice": "x"}}'),
+        ),
+        Case(
+            "pipeline: bad step option",
+            "/v1/pipelines/transcribe-long",
+            400,
+            "invalid_request",
+            run('{"seq2seq": {"num_beams": 99}}'),
+        ),
+        Case(
+            "pipeline: undecodable audio",
+            "/v1/pipelines/speech-to-speech",
+            400,
+            "invalid_audio",
+            run(data=b"plain text, not audio\n" * 40),
+        ),
+        Case(
+            "pipeline: no file",
+            "/v1/pipelines/transcribe-long",
+            400,
+            "invalid_field",
+            {"data": {"options": "{}"}},
+        ),
+    ]
+
+
 def bad_cases() -> list[Case]:
     wav = speech_wav()
     return [
@@ -105,10 +228,19 @@ def bad_cases() -> list[Case]:
         Case(
             "JSON where multipart is expected",
             TRANSCRIBE,
-            422,
+            400,
             "invalid_field",
             {"json": {"model": "whisper-1", "file": "hello.wav"}},
         ),
+        Case(
+            "OpenAI field Sonaray cannot honour",
+            TRANSCRIBE,
+            400,
+            "invalid_request",
+            {"files": {"file": ("a.wav", wav)}, "data": {"include[]": "logprobs"}},
+        ),
+        *native_text_cases(),
+        *pipeline_cases(wav),
         Case(
             "1-sample clip on a CTC model",
             TRANSCRIBE,

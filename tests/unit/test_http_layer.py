@@ -10,6 +10,7 @@ import base64
 import io
 
 import numpy as np
+import openai
 import pytest
 import soundfile as sf
 from fastapi.testclient import TestClient
@@ -21,6 +22,7 @@ from sonaray_client.types import (
     SpeechSegments,
     Transcription,
     TranscriptSegment,
+    VadOptions,
     WordTiming,
 )
 
@@ -37,7 +39,9 @@ TRANSCRIPT = Transcription(
     language="en",
     duration=1.0,
     segments=[
-        TranscriptSegment(id=0, start=0.0, end=0.5, text="hello", avg_logprob=-0.2),
+        TranscriptSegment(
+            id=0, start=0.0, end=0.5, text="hello", avg_logprob=-0.2, tokens=[15496], seek=0
+        ),
         TranscriptSegment(id=1, start=0.5, end=1.0, text="world", no_speech_prob=0.01),
     ],
     words=[
@@ -70,7 +74,7 @@ class StandInHandle:
         if self.method == "sampling_rate":
             return 22050 if self.task == "tts" else RATE
         if self.method == "model_cards":
-            return [ModelCard(id=f"{self.task}-model", task=self.task)]
+            return [ModelCard(id=m.name, task=self.task) for m in ARGS.models_for(self.task)]
         self.calls.extend(args)
         return RESULTS[self.task]
 
@@ -83,7 +87,8 @@ ARGS = SonarayArgs.model_validate(
             {"name": "silero-vad", "task": "frames"},
             {"name": "piper-joe-medium", "task": "tts"},
         ],
-        "limits": {"max_upload_bytes": 100_000, "max_text_chars": 50},
+        # audio over 1.5 s is cut at VAD segments first
+        "limits": {"max_upload_bytes": 100_000, "max_text_chars": 50, "long_audio_seconds": 1.5},
     }
 )
 
@@ -146,7 +151,7 @@ def test_any_configured_key_is_accepted(keyed):
     for key in (KEY, "other-key"):
         response = keyed.get("/v1/models", headers={"authorization": f"Bearer {key}"})
         assert response.status_code == 200
-        assert {m["id"] for m in response.json()["data"]} >= {"seq2seq-model", "tts-model"}
+        assert {m["id"] for m in response.json()["data"]} >= {"whisper-tiny.en", "piper-joe-medium"}
 
 
 def test_auth_guards_openai_and_hf_routes(keyed):
@@ -185,8 +190,11 @@ def transcribe(client, **fields):
     )
 
 
-def test_openai_json_is_text_only(client):
-    assert transcribe(client).json() == {"text": "hello world"}
+def test_openai_json_is_text_and_usage(client):
+    assert transcribe(client).json() == {
+        "text": "hello world",
+        "usage": {"type": "duration", "seconds": 1.0},
+    }
 
 
 def test_openai_verbose_json_shape(client):
@@ -195,12 +203,21 @@ def test_openai_verbose_json_shape(client):
     ).json()
     assert body["task"] == "transcribe"
     assert body["language"] == "english"
+    assert body["usage"] == {"type": "duration", "seconds": 1.0}
     assert [s["start"] for s in body["segments"]] == [0.0, 0.5]
     assert set(body["segments"][0]) == {
         "id", "seek", "start", "end", "text", "tokens", "temperature",
         "avg_logprob", "compression_ratio", "no_speech_prob",
     }  # fmt: skip
+    # the engine's tokens and seek; a segment without them (CTC) gets [] and its start
+    assert [(s["tokens"], s["seek"]) for s in body["segments"]] == [([15496], 0), ([], 50)]
     assert body["words"][1] == {"word": "world", "start": 0.5, "end": 0.9}
+
+
+def test_openai_translations_carry_no_usage(client):
+    files = {"file": ("clip.wav", wav_bytes(), "audio/wav")}
+    body = client.post("/v1/audio/translations", files=files, data={"model": "whisper-1"}).json()
+    assert body == {"text": "hello world"}
 
 
 def test_openai_word_granularity_asks_the_model_for_words(client):
@@ -230,9 +247,101 @@ def test_openai_model_of_wrong_task_is_400(client):
     assert error["param"] == "model"
 
 
-def test_openai_json_where_multipart_expected_is_4xx(client):
+def test_openai_json_where_multipart_expected_is_400(client):
     response = client.post("/v1/audio/transcriptions", json={"model": "whisper-1"})
-    assert_envelope(response, 422, "invalid_field")
+    assert assert_envelope(response, 400, "invalid_field")["param"] == "file"
+
+
+def test_malformed_fields_are_400_naming_the_field_on_every_surface(client):
+    bad_format = transcribe(client, response_format="docx")
+    error = assert_envelope(bad_format, 400, "invalid_field")
+    assert error["param"] == "response_format" and error["type"] == "invalid_request_error"
+    speech = client.post("/v1/audio/speech", json={"model": "tts-1", "input": "hi", "speed": 9})
+    assert assert_envelope(speech, 400, "invalid_field")["param"] == "speed"
+    native = client.post("/v1/tts", json={"input": "hi", "response_format": "docx"})
+    assert assert_envelope(native, 400, "invalid_field")["param"] == "response_format"
+
+
+@pytest.fixture
+def openai_client(client) -> openai.OpenAI:
+    """The real openai package, sending through the test app (TestClient is an httpx.Client)."""
+    return openai.OpenAI(
+        base_url="http://testserver/v1", api_key="x", max_retries=0, http_client=client
+    )
+
+
+@pytest.mark.parametrize(
+    ("fields", "param"),
+    [
+        ({"include": ["logprobs"]}, "include"),
+        ({"known_speaker_names": ["agent"]}, "known_speaker_names"),
+        ({"known_speaker_references": ["data:audio/wav;base64,AAAA"]}, "known_speaker_references"),
+        ({"keywords": ["Sonaray"]}, "keywords"),
+        ({"languages": ["en", "de"]}, "languages"),
+        (
+            {"chunking_strategy": {"type": "server_vad", "eagerness": 1}},
+            "chunking_strategy[eagerness]",
+        ),
+        ({"chunking_strategy": {"type": "semantic_vad"}}, "chunking_strategy[type]"),
+        ({"extra_body": {"temprature": "0.2"}}, "temprature"),
+    ],
+)
+def test_openai_fields_sonaray_cannot_honour_are_refused_by_name(openai_client, fields, param):
+    with pytest.raises(openai.BadRequestError) as caught:
+        openai_client.audio.transcriptions.create(
+            model="whisper-1", file=("clip.wav", wav_bytes()), **fields
+        )
+    assert caught.value.status_code == 400 and caught.value.param == param
+
+
+def test_openai_chunking_strategy_sets_the_long_audio_vad(client, openai_client):
+    sent = client.handles["frames"].calls
+    openai_client.audio.transcriptions.create(
+        model="whisper-1", file=("clip.wav", wav_bytes(2.0)), chunking_strategy="auto"
+    )
+    assert sent[-1].options == VadOptions()
+    openai_client.audio.transcriptions.create(
+        model="whisper-1",
+        file=("clip.wav", wav_bytes(2.0)),
+        chunking_strategy={
+            "type": "server_vad",
+            "threshold": 0.7,
+            "silence_duration_ms": 300,
+            "prefix_padding_ms": 100,
+        },
+    )
+    assert sent[-1].options == VadOptions(
+        threshold=0.7, min_silence_duration_s=0.3, speech_pad_s=0.1
+    )
+
+
+def test_openai_client_reads_usage(openai_client):
+    result = openai_client.audio.transcriptions.create(
+        model="whisper-1", file=("clip.wav", wav_bytes())
+    )
+    assert result.text == "hello world"
+    assert (result.usage.type, result.usage.seconds) == ("duration", 1.0)
+    verbose = openai_client.audio.transcriptions.create(
+        model="whisper-1", file=("clip.wav", wav_bytes()), response_format="verbose_json"
+    )
+    assert verbose.usage.seconds == 1.0 and verbose.segments[0].tokens == [15496]
+
+
+def test_openai_speech_instructions_are_refused(openai_client):
+    with pytest.raises(openai.BadRequestError) as caught:
+        openai_client.audio.speech.create(
+            model="tts-1", voice="alloy", input="hi", instructions="Speak like a pirate."
+        )
+    assert caught.value.param == "instructions"
+
+
+def test_models_retrieve_and_unknown_id(openai_client):
+    card = openai_client.models.retrieve("piper-joe-medium")
+    assert (card.id, card.object, card.owned_by) == ("piper-joe-medium", "model", "sonaray")
+    assert isinstance(card.created, int)
+    with pytest.raises(openai.NotFoundError) as caught:
+        openai_client.models.retrieve("no-such-model")
+    assert caught.value.code == "model_not_found"
 
 
 def test_openai_speech_formats(client):
@@ -243,12 +352,16 @@ def test_openai_speech_formats(client):
     )
     # 0.1 s at 22050 Hz comes back at OpenAI's 24 kHz, 2 bytes a sample.
     assert len(pcm.content) == 2 * 2400
+    aac = client.post(
+        "/v1/audio/speech", json={"model": "tts-1", "input": "hi", "response_format": "aac"}
+    )
+    assert aac.headers["content-type"] == "audio/aac" and len(aac.content) > 0
     error = assert_envelope(
         client.post(
-            "/v1/audio/speech", json={"model": "tts-1", "input": "hi", "response_format": "aac"}
+            "/v1/audio/speech", json={"model": "tts-1", "input": "hi", "response_format": "ogg"}
         ),
         400,
-        "invalid_request",
+        "invalid_field",
     )
     assert "wav" in error["message"] and error["param"] == "response_format"
 

@@ -20,7 +20,7 @@ from deployments.k8s.sizing import replica_needs, size_group
 
 REPO = Path(__file__).resolve().parents[2]
 K8S = REPO / "k8s"
-CRD = REPO.parent / "shared" / "k8s" / "ray.io_rayservices.yaml"
+CRD = K8S / "crds" / "ray.io_rayservices.yaml"  # vendored: see k8s/crds/README.md
 KUBERNETES_VERSION = "1.30"
 SERVE_CONFIG = REPO / "serve_config.yaml"
 
@@ -52,11 +52,6 @@ def _strict(schema: object) -> object:
 
 @pytest.fixture(scope="module")
 def crd_schema() -> dict:
-    if not CRD.is_file():
-        pytest.fail(
-            f"KubeRay RayService CRD not found at {CRD}: the tests read it from the `shared/` "
-            "folder next to the repository (`<repo>/../shared/k8s/ray.io_rayservices.yaml`)"
-        )
     crd = yaml.safe_load(CRD.read_text())
     (v1,) = [v for v in crd["spec"]["versions"] if v["name"] == "v1"]
     return v1["schema"]["openAPIV3Schema"]

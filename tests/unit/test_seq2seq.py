@@ -86,6 +86,9 @@ def test_long_audio_segments_cover_every_chunk(engine):
     # one segment per <= 30 s chunk when timestamps are off: three chunks for 70 s
     assert len(starts) == 3 and starts[0] == 0.0
     assert all(b - a <= 30.0 for a, b in zip(starts, starts[1:], strict=False))
+    # OpenAI's seek: where each segment's window starts, in 10 ms frames
+    assert [s.seek for s in result.segments] == [round(start * 100) for start in starts]
+    assert all(s.tokens and all(isinstance(t, int) for t in s.tokens) for s in result.segments)
 
 
 def test_word_timestamps_lie_inside_their_segment(engine):

@@ -54,9 +54,13 @@ def test_long_clip_transcribed_completely_with_sentence_timestamps(tiny_en):
     assert normalized(result.text) == normalized(" ".join(text for _, _, text in truth))
     starts = np.array([start for start, _, _ in truth])
     ends = np.array([end for _, end, _ in truth])
+    tokenizer = tiny_en.decoder.tokenizer
     for seg in result.segments:
         assert np.abs(starts - seg.start).min() <= 0.5, seg
         assert np.abs(ends - seg.end).min() <= 0.5, seg
+        # the segment's tokens are the ones its text was decoded from
+        assert tokenizer.decode(seg.tokens, skip_special_tokens=True).strip() == seg.text
+        assert seg.seek <= round(seg.start * 100)
 
 
 def test_word_timestamps_follow_the_speech(tiny_en):
