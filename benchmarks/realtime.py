@@ -101,7 +101,7 @@ async def _session(url: str, turns: list[np.ndarray], pause_s: float, until: str
             while len(sent_end) < len(ends) and (start + step) / 2 / RATE >= ends[len(sent_end)]:
                 sent_end.append(now)
             await asyncio.sleep(max(0.0, began + (i + 1) * CHUNK_S - time.perf_counter()))
-        deadline = time.perf_counter() + 30
+        deadline = time.perf_counter() + 60
         while len(got[until]) < len(ends) and time.perf_counter() < deadline:
             await asyncio.sleep(0.05)
         reader.cancel()
@@ -129,9 +129,13 @@ def _sessions(base: str, query: str, n: int, count: int, pause_s: float, until: 
     errors = [e for r in runs for e in r["errors"]]
     if errors or len(whole) < len(runs):
         print(f"  {n} sessions: {len(runs) - len(whole)} incomplete; errors: {errors[:3]}")
-    if not whole:
-        raise RuntimeError(f"no session of {n} completed its turns: {errors[:3]}")
-    return {"latency": latency, "asr": asr, "incomplete": len(runs) - len(whole)}
+    answered = sum(len(r["until"]) for r in runs)
+    return {
+        "latency": latency,
+        "asr": asr,
+        "incomplete": len(runs) - len(whole),
+        "answered": f"{answered}/{sum(len(r['ends']) for r in runs)}",
+    }
 
 
 def _baseline(base: str, n: int, count: int) -> list[float]:
@@ -164,6 +168,13 @@ def _baseline(base: str, n: int, count: int) -> list[float]:
         raise BaselineFailed(f"plain transcription requests: {exc}") from exc
 
 
+def _summary(seconds: list[float]) -> dict[str, Any]:
+    """``summary``, or empty figures when no session kept up (all turns answered)."""
+    if not seconds:
+        return {"n": 0, "p50_ms": None, "p95_ms": None, "mean_ms": None}
+    return summary(seconds)
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     counts = [1, 2, 4] if args.quick else [1, 2, 4, 8]
     turns = 2 if args.quick else 3
@@ -185,23 +196,24 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             print(f"  {n} transcription session(s)", flush=True)
             live = _sessions(base, "?intent=transcription", n, turns, PAUSE_S, COMPLETED)
             plain = _baseline(base, n, turns)
-            lat, asr, req = summary(live["latency"]), summary(live["asr"]), summary(plain)
+            lat, asr, req = _summary(live["latency"]), _summary(live["asr"]), summary(plain)
             rows.append(
                 {
                     "sessions": n,
                     "turns": lat["n"],
-                    "incomplete_sessions": live["incomplete"],
+                    "answered_within_60s": live["answered"],
                     "end_to_completed_p50_ms": lat["p50_ms"],
                     "end_to_completed_p95_ms": lat["p95_ms"],
                     "stopped_to_completed_p50_ms": asr["p50_ms"],
                     "plain_request_p50_ms": req["p50_ms"],
                     "plain_request_p95_ms": req["p95_ms"],
-                    "realtime_over_plain_p50": ratio(lat["p50_ms"], req["p50_ms"]),
+                    "realtime_over_plain_p50": lat["p50_ms"]
+                    and ratio(lat["p50_ms"], req["p50_ms"]),
                 }
             )
         for n in (1, 2):
             s2s = _sessions(base, "", n, turns, 5.0, AUDIO)
-            first = summary(s2s["latency"])
+            first = _summary(s2s["latency"])
             s2s_rows.append(
                 {
                     "sessions": n,
@@ -210,9 +222,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     "end_to_first_audio_p95_ms": first["p95_ms"],
                 }
             )
-    under = [r["sessions"] for r in rows if r["end_to_completed_p95_ms"] < TARGET_P95_MS]
+    under = [
+        r["sessions"]
+        for r in rows
+        if r["end_to_completed_p95_ms"] is not None and r["end_to_completed_p95_ms"] < TARGET_P95_MS
+    ]
     figures["largest_sessions_p95_under_1s"] = max(under) if under else 0
     figures["realtime_over_plain_p50_at_1"] = rows[0]["realtime_over_plain_p50"]
+    figures["sessions_answering_every_turn"] = max(
+        (r["sessions"] for r in rows if r["turns"] == r["sessions"] * turns), default=0
+    )
     print_table(f"transcription sessions, {turns} turns each, silence 500 ms", rows)
     print_table("speech-to-speech (echo), end of speech to first reply audio", s2s_rows)
     print_table("figures", [figures])

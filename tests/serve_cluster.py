@@ -68,7 +68,7 @@ AGENT_APP = {
                 "system_prompt": "You are a terse assistant.",
                 "timeout_s": 5,
             },
-            "call_timeout_s": 8,
+            "call_timeout_s": 20,
         },
         "limits": {"max_append_bytes": 200_000, "max_sessions": 4, "max_session_seconds": 120},
     },

@@ -141,10 +141,14 @@ def _authorize(request: Request) -> None:
     keys = _service.api_keys if _service is not None else set()
     if not keys or request.url.path in OPEN_PATHS:
         return
-    header = request.headers.get("authorization", "")
-    token = header[7:].strip() if header.lower().startswith("bearer ") else ""
+    token = bearer_token(request.headers.get("authorization", ""))
     if not key_is_valid(token, keys):
         raise Unauthorized("missing or invalid API key: send `Authorization: Bearer <key>`")
+
+
+def bearer_token(header: str) -> str:
+    """The key of an ``Authorization: Bearer <key>`` header ("" if it has none)."""
+    return header[7:].strip() if header.lower().startswith("bearer ") else ""
 
 
 def key_is_valid(token: str, keys: set[str]) -> bool:

@@ -13,7 +13,7 @@ from fastapi import APIRouter, WebSocket
 from deployments.config import RealtimeConfig
 from deployments.errors import InvalidRequest, Overloaded, SonarayError, Unauthorized
 from deployments.protocol import ROLES
-from deployments.router.http import current_service, key_is_valid
+from deployments.router.http import bearer_token, current_service, key_is_valid
 from deployments.router.realtime import events as ev
 from deployments.router.realtime.responder import build_responder
 from deployments.router.realtime.session import (
@@ -47,8 +47,10 @@ async def realtime(ws: WebSocket, intent: str | None = None, model: str | None =
         session = _session(ws, service, intent, model)
     except SonarayError as exc:
         await ws.send_json(ev.error_event(exc))
-        code = CLOSE_TRY_AGAIN if isinstance(exc, Overloaded) else CLOSE_POLICY
-        await ws.close(code if exc.status < 500 or isinstance(exc, Overloaded) else CLOSE_ERROR)
+        if isinstance(exc, Overloaded):
+            await ws.close(CLOSE_TRY_AGAIN)
+        else:
+            await ws.close(CLOSE_ERROR if exc.status >= 500 else CLOSE_POLICY)
         return
     _live += 1
     try:
@@ -60,8 +62,7 @@ async def realtime(ws: WebSocket, intent: str | None = None, model: str | None =
 def _authorize(ws: WebSocket, service: SonarayService, offered: list[str]) -> None:
     if not service.api_keys:
         return
-    header = ws.headers.get("authorization", "")
-    token = header[7:].strip() if header.lower().startswith("bearer ") else ""
+    token = bearer_token(ws.headers.get("authorization", ""))
     for protocol in offered:
         if protocol.startswith(KEY_PROTOCOL):
             token = token or protocol[len(KEY_PROTOCOL) :]
