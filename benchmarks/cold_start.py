@@ -54,7 +54,7 @@ from deployments.models.store import resolve
 from deployments.protocol import AudioItem
 from deployments.tasks.registry import load_engine
 engines = {}
-for task, name in [("seq2seq", "whisper-tiny.en"), ("frames", "silero-vad"),
+for task, name in [("seq2seq", "whisper-tiny.en-ct2"), ("frames", "silero-vad"),
                    ("tts", "piper-joe-medium")]:
     r = resolve(name)
     engines[task] = load_engine(task, r.engine, r.path, name=name)

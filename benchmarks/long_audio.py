@@ -1,6 +1,6 @@
 """Long audio scale-out: a recording of Piper sentences (10 min; 2 min with --quick)
-through ``/v1/pipelines/transcribe-long`` (Silero VAD -> Whisper tiny.en chunks fanned out)
-with 1 vs 2 seq2seq replicas; speed-up and WER against the known text.
+through ``/v1/pipelines/transcribe-long`` (Silero VAD -> Whisper tiny.en chunks fanned out,
+CTranslate2 engine) with 1 vs 2 seq2seq replicas; speed-up and WER against the known text.
 
 Each replica has one thread, so on a 2-core machine two replicas can at best double the
 speed, minus what VAD, the router and the load generator take.
@@ -27,7 +27,7 @@ from harness import (
 )
 
 PORT = 8204
-MODEL = "whisper-tiny.en"
+MODEL = "whisper-tiny.en-ct2"
 
 
 def _config(replicas: int):

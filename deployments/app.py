@@ -38,7 +38,7 @@ def get_deployment_options(name: str) -> dict[str, Any]:
         "max_queued_requests": 64,
         "health_check_period_s": 10,
         "ray_actor_options": {"num_cpus": 1, "num_gpus": 0},
-        "user_config": {"max_batch_size": 8, "batch_wait_timeout_s": 0.02},
+        "user_config": {"max_batch_size": 8, "batch_wait_timeout_s": 0.0},
     }
 
 

@@ -5,7 +5,7 @@ file or stream: WAV gets a header with unknown sizes (0xFFFFFFFF, as OpenAI stre
 and browsers play it), MP3 frames come from lame's incremental encoder, Ogg (Vorbis or
 Opus) pages from libsndfile writing to a sink that is drained after every piece, and a
 rate change goes through soxr's streaming resampler so no seam is heard between pieces.
-FLAC is not streamable this way (libsndfile seeks back to finish its header).
+FLAC and AAC are not streamed (their headers are finished last).
 """
 
 from __future__ import annotations
@@ -17,17 +17,12 @@ import numpy as np
 import soundfile as sf
 import soxr
 
+from deployments.audio import ENCODINGS, output_rate
 from deployments.errors import InvalidRequest
 
 UNKNOWN_SIZE = 0xFFFFFFFF
-# The formats that stream, and their media types.
-STREAM_FORMATS: dict[str, str] = {
-    "pcm": "audio/pcm",
-    "wav": "audio/wav",
-    "mp3": "audio/mpeg",
-    "ogg": "audio/ogg",
-    "opus": "audio/ogg",
-}
+# The formats that stream (flac and aac need the whole file: their headers are written last).
+STREAM_FORMATS = ("pcm", "wav", "mp3", "ogg", "opus")
 
 
 class StreamEncoder(Protocol):
@@ -60,7 +55,7 @@ def wav_stream_header(rate: int) -> bytes:
 
 
 class PcmStream:
-    media_type = STREAM_FORMATS["pcm"]
+    media_type = ENCODINGS["pcm"].media_type
 
     def __init__(self, header: bytes = b""):
         self._header = header
@@ -75,14 +70,14 @@ class PcmStream:
 
 
 class WavStream(PcmStream):
-    media_type = STREAM_FORMATS["wav"]
+    media_type = ENCODINGS["wav"].media_type
 
     def __init__(self, rate: int):
         super().__init__(wav_stream_header(rate))
 
 
 class Mp3Stream:
-    media_type = STREAM_FORMATS["mp3"]
+    media_type = ENCODINGS["mp3"].media_type
 
     def __init__(self, rate: int):
         import lameenc
@@ -130,7 +125,7 @@ class _Sink:
 
 
 class OggStream:
-    media_type = STREAM_FORMATS["ogg"]
+    media_type = ENCODINGS["ogg"].media_type
 
     def __init__(self, rate: int, subtype: str = "VORBIS"):
         self._sink = _Sink()
@@ -171,17 +166,15 @@ def check_stream_format(fmt: str) -> str:
             f"{', '.join(STREAM_FORMATS)}, or ask without streaming",
             param="response_format",
         )
-    return STREAM_FORMATS[fmt]
+    return ENCODINGS[fmt].media_type
 
 
 def stream_encoder(fmt: str, rate: int, out_rate: int | None = None) -> StreamEncoder:
     """The incremental encoder of ``fmt`` for audio at ``rate``, resampled to ``out_rate``.
 
-    ``opus`` is always written at 48 kHz (libsndfile's Opus rates exclude most models').
+    A codec that cannot take the rate gets its next one up, as in ``encode_audio``.
     """
-    if fmt == "opus":
-        out_rate = 48000
-    target = out_rate or rate
+    target = output_rate(fmt, out_rate or rate) if fmt in ENCODINGS else rate
     if fmt == "pcm":
         encoder: StreamEncoder = PcmStream()
     elif fmt == "wav":

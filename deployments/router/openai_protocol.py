@@ -93,7 +93,7 @@ class OpenAISpeechRequest(BaseModel):
     speed: float = Field(1.0, ge=0.25, le=4.0)
     stream_format: Literal["audio", "sse"] = Field(
         "audio",
-        description="audio: a chunked body, sentence by sentence (flac comes whole); "
+        description="audio: a chunked body, sentence by sentence (flac and aac come whole); "
         "sse: speech.audio.delta events, then speech.audio.done.",
     )
 

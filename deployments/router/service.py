@@ -198,13 +198,18 @@ class SonarayService:
         return result.model_copy(update={"model": target.model})
 
     async def transcribe_stream(
-        self, audio: DecodedAudio, options: TranscriptionOptions, target: Target
+        self,
+        audio: DecodedAudio,
+        options: TranscriptionOptions,
+        target: Target,
+        *,
+        vad: VadOptions | None = None,
     ) -> AsyncIterator[Transcription]:
         """``transcribe`` as it happens: long audio yields each VAD chunk's text in order."""
         if not self.long_audio(audio):
             yield await self.call(target, AudioItem(audio.audio, audio.sampling_rate, options))
             return
-        chunks = await self.chunks(audio)
+        chunks = await self.chunks(audio, vad)
         parts = transcribe_chunks_stream(
             self.call, target, audio.audio, audio.sampling_rate, chunks, options
         )

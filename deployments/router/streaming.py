@@ -19,7 +19,7 @@ from typing import Literal
 
 import numpy as np
 from fastapi.responses import StreamingResponse
-from sonaray_client.types import SpeechOptions, Transcription, TranscriptionOptions
+from sonaray_client.types import SpeechOptions, Transcription, TranscriptionOptions, VadOptions
 
 from deployments.audio import DecodedAudio
 from deployments.audio_stream import StreamEncoder, check_stream_format, stream_encoder
@@ -59,9 +59,11 @@ async def transcript_stream(
     audio: DecodedAudio,
     options: TranscriptionOptions,
     target: Target,
+    *,
+    vad: VadOptions | None = None,
 ) -> StreamingResponse:
     """The SSE response of a streamed transcription of decoded ``audio``."""
-    parts = service.transcribe_stream(audio, options, target)
+    parts = service.transcribe_stream(audio, options, target, vad=vad)
     return await sse_response(transcript_events(parts, audio.duration))
 
 

@@ -2,8 +2,8 @@
 
 Each task family is this class bound under its task id (``seq2seq``, ``frames``, ...).
 Requests for several models of one task are routed with Serve model multiplexing, and
-Serve's batch queue already splits batches by multiplexed model id, so one forward pass
-never mixes models.
+the batch queue (``batch_queue.BatchQueue``) splits batches by multiplexed model id, so
+one forward pass never mixes models.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from sonaray_client.types import ModelCard
 
 from deployments.errors import ModelError, ModelNotFound, SonarayError
 from deployments.models.store import built_at, resolve
+from deployments.serving.batch_queue import BatchQueue
 from deployments.tasks.base import set_torch_threads
 from deployments.tasks.registry import load_engine
 
@@ -100,6 +101,7 @@ class TaskDeployment:
         self.in_flight = 0
         self.items_forwarded = 0
         self._failing_batches = 0
+        self._queue = BatchQueue(self.infer, max_batch_size=8)
         self._default_engine = await self.get_engine(default)
 
     @serve.multiplexed(max_num_models_per_replica=4)
@@ -120,32 +122,22 @@ class TaskDeployment:
         return engine
 
     def reconfigure(self, user_config: dict) -> None:
-        config = BatchingConfig.validate(user_config)
-        if "max_batch_size" in config:
-            self.infer.set_max_batch_size(config["max_batch_size"])
-        if "batch_wait_timeout_s" in config:
-            self.infer.set_batch_wait_timeout_s(config["batch_wait_timeout_s"])
+        self._queue.configure(**BatchingConfig.validate(user_config))
 
     async def __call__(self, item: Any) -> Any:
         """Run one request item through the batch queue; raises its typed error."""
         model_id = serve.get_multiplexed_model_id() or self.default
         self.in_flight += 1
         try:
-            result = await self.infer(model_id, item, time.perf_counter())
+            result = await self._queue.submit(model_id, item)
         finally:
             self.in_flight -= 1  # cancelled too: a caller that left holds nothing here
         if isinstance(result, Failed):
             raise result.error
         return result
 
-    # Ray Serve forms the next batch while the current one still runs (it then waits for
-    # the semaphore), so only requests that arrive within the wait join it: 5 ms gave
-    # mean batches of 1.6 under 16 clients, 20 ms gave 4 (benchmarks/batching.py).
-    @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.02)
-    async def infer(
-        self, model_ids: list[str], items: list[Any], arrived: list[float]
-    ) -> list[Any]:
-        model_id = model_ids[0]  # Serve splits batches by multiplexed model id
+    async def infer(self, model_id: str, items: list[Any], arrived: list[float]) -> list[Any]:
+        """One batch of one model's items (the queue's handler); per-item results."""
         tags = {"task": self.task, "model": model_id}
         start = time.perf_counter()
         for t in arrived:

@@ -50,13 +50,21 @@ def pick_device(prefer: str | None = None) -> str:
     return "cpu"
 
 
+def cpu_threads(num_threads: int | None) -> int:
+    """Threads for a model: ``num_threads``, else the replica's CPU share.
+
+    Ray sets ``OMP_NUM_THREADS`` to a replica's ``num_cpus``; outside Ray, every core.
+    """
+    if num_threads is None:
+        num_threads = int(os.environ.get("OMP_NUM_THREADS", "0")) or (os.cpu_count() or 1)
+    return max(1, num_threads)
+
+
 def set_torch_threads(num_threads: int | None) -> None:
     """Match torch's intra-op threads to the replica's CPU share (Ray's num_cpus)."""
     import torch
 
-    if num_threads is None:
-        num_threads = int(os.environ.get("OMP_NUM_THREADS", "0")) or (os.cpu_count() or 1)
-    torch.set_num_threads(max(1, num_threads))
+    torch.set_num_threads(cpu_threads(num_threads))
 
 
 def check_audio(

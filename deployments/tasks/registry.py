@@ -29,6 +29,7 @@ class EngineEntry:
 ENGINES: dict[tuple[str, str], EngineEntry] = {
     ("ctc", "transformers"): EngineEntry("deployments.tasks.ctc:CTCEngine"),
     ("seq2seq", "transformers"): EngineEntry("deployments.tasks.seq2seq:WhisperEngine"),
+    ("seq2seq", "ctranslate2"): EngineEntry("deployments.tasks.seq2seq_ct2:CT2WhisperEngine"),
     ("classify", "transformers"): EngineEntry(
         "deployments.tasks.classify:AudioClassificationEngine"
     ),

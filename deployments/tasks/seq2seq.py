@@ -28,7 +28,7 @@ import threading
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, Protocol
 
 import numpy as np
 from sonaray_client.types import Transcription, TranscriptionOptions, TranscriptSegment, WordTiming
@@ -36,8 +36,9 @@ from sonaray_client.types import Transcription, TranscriptionOptions, Transcript
 from deployments.errors import InvalidRequest, ModelNotFound
 from deployments.protocol import AudioItem
 from deployments.tasks.base import check_audio, pick_device, set_torch_threads
-from deployments.tasks.whisper_decode import ChunkResult, WhisperDecoder
+from deployments.tasks.whisper_decode import WhisperDecoder
 from deployments.tasks.whisper_timestamps import peak_dbfs, plan_chunks
+from deployments.tasks.whisper_tokens import ChunkResult, WhisperVocab
 
 CHUNK_SECONDS = 30.0
 # Whisper counts window offsets (OpenAI's `seek`) in 10 ms mel frames.
@@ -60,47 +61,39 @@ def _group_key(o: TranscriptionOptions) -> tuple:
     return (o.task, o.prompt or "", o.temperature, o.num_beams, o.timestamps)
 
 
-class WhisperEngine:
-    """Whisper (any ``AutoModelForSpeechSeq2Seq`` Whisper checkpoint) behind the seq2seq task."""
+class ChunkDecoder(Protocol):
+    """Decodes padded batches of <= 30 s chunks; one per engine kind (transformers, ct2)."""
+
+    vocab: WhisperVocab
+
+    def detect_language(self, audios: list[np.ndarray]) -> list[tuple[str, float]]: ...
+
+    def decode(
+        self, audios: list[np.ndarray], languages: list[str | None], options: TranscriptionOptions
+    ) -> list[ChunkResult]: ...
+
+
+class ChunkedWhisperEngine:
+    """The seq2seq task over any ChunkDecoder: chunking, gating, languages, assembly."""
 
     task: ClassVar[str] = "seq2seq"
 
     def __init__(
         self,
-        path: str | Path,
+        decoder: ChunkDecoder,
         *,
         name: str,
-        device: str | None = None,
-        num_threads: int | None = None,
-        max_audio_seconds: float | None = None,
-        max_batch_size: int = 16,
-        max_new_tokens: int = 224,
-        silence_threshold_db: float = -50.0,
-        no_speech_threshold: float = 0.6,
-        logprob_threshold: float = -1.0,
-        compression_ratio_threshold: float = 2.4,
+        max_audio_seconds: float | None,
+        max_batch_size: int,
+        silence_threshold_db: float,
+        no_speech_threshold: float,
+        logprob_threshold: float,
+        compression_ratio_threshold: float,
     ):
-        import torch
-        from transformers import AutoModelForSpeechSeq2Seq, AutoProcessor
-
         self.name = name
-        self.device = pick_device(device)
-        if self.device == "cpu":
-            set_torch_threads(num_threads)
-        # fp16 halves CPU speed; on GPU it halves memory at no accuracy cost for Whisper
-        dtype = torch.float32 if self.device == "cpu" else torch.float16
-        try:
-            processor = AutoProcessor.from_pretrained(str(path))
-            model = AutoModelForSpeechSeq2Seq.from_pretrained(str(path), dtype=dtype)
-        except OSError as exc:
-            raise ModelNotFound(f"cannot load Whisper model {path}: {exc}", param="model") from exc
-        self.decoder = WhisperDecoder(
-            model.to(self.device).eval(),
-            processor,
-            max_new_tokens=max_new_tokens,
-            silence_threshold_db=silence_threshold_db,
-        )
-        self.sampling_rate: int = processor.feature_extractor.sampling_rate
+        self.decoder = decoder
+        self.vocab = decoder.vocab
+        self.sampling_rate: int = decoder.vocab.sampling_rate
         self.max_audio_seconds = max_audio_seconds
         self.max_batch_size = max_batch_size
         self.silence_threshold_db = silence_threshold_db
@@ -113,7 +106,7 @@ class WhisperEngine:
 
     @property
     def multilingual(self) -> bool:
-        return self.decoder.multilingual
+        return self.vocab.multilingual
 
     def check_options(self, options: TranscriptionOptions | None) -> TranscriptionOptions:
         """Raise InvalidRequest (with ``param``) for options this model cannot honour."""
@@ -126,7 +119,7 @@ class WhisperEngine:
                 param="task",
             )
         if o.language is not None:
-            code = self.decoder.language_code(o.language)
+            code = self.vocab.language_code(o.language)
             if code is None:
                 raise InvalidRequest(
                     f"language {o.language!r} is not supported by {self.name}", param="language"
@@ -138,7 +131,7 @@ class WhisperEngine:
                 "or sampling (temperature > 0) with num_beams 1",
                 param="num_beams",
             )
-        if o.timestamps == "word" and not self.decoder.has_alignment_heads:
+        if o.timestamps == "word" and not self.vocab.has_alignment_heads:
             raise InvalidRequest(
                 f"{self.name} has no alignment heads, so no word timestamps", param="timestamps"
             )
@@ -146,8 +139,6 @@ class WhisperEngine:
 
     def forward(self, items: list[AudioItem[TranscriptionOptions]]) -> list[Transcription]:
         """Transcribe a batch of requests; same length and order as ``items``."""
-        import torch
-
         checked = [
             (
                 check_audio(it, self.sampling_rate, max_seconds=self.max_audio_seconds),
@@ -163,7 +154,7 @@ class WhisperEngine:
         loud = [
             c for c in chunks if peak_dbfs(c.audio, self.sampling_rate) >= self.silence_threshold_db
         ]
-        with self._lock, torch.inference_mode():
+        with self._lock:
             detected = self._detect_languages(loud, [o for _, o in checked])
             pending = loud
             while pending:
@@ -281,4 +272,53 @@ class WhisperEngine:
             segments=segments,
             words=words if options.timestamps == "word" else None,
             model=self.name,
+        )
+
+
+class WhisperEngine(ChunkedWhisperEngine):
+    """Whisper (any ``AutoModelForSpeechSeq2Seq`` Whisper checkpoint) on transformers."""
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        name: str,
+        device: str | None = None,
+        num_threads: int | None = None,
+        max_audio_seconds: float | None = None,
+        max_batch_size: int = 16,
+        max_new_tokens: int = 224,
+        silence_threshold_db: float = -50.0,
+        no_speech_threshold: float = 0.6,
+        logprob_threshold: float = -1.0,
+        compression_ratio_threshold: float = 2.4,
+    ):
+        import torch
+        from transformers import AutoModelForSpeechSeq2Seq, AutoProcessor
+
+        self.device = pick_device(device)
+        if self.device == "cpu":
+            set_torch_threads(num_threads)
+        # fp16 halves CPU speed; on GPU it halves memory at no accuracy cost for Whisper
+        dtype = torch.float32 if self.device == "cpu" else torch.float16
+        try:
+            processor = AutoProcessor.from_pretrained(str(path))
+            model = AutoModelForSpeechSeq2Seq.from_pretrained(str(path), dtype=dtype)
+        except OSError as exc:
+            raise ModelNotFound(f"cannot load Whisper model {path}: {exc}", param="model") from exc
+        decoder = WhisperDecoder(
+            model.to(self.device).eval(),
+            processor,
+            max_new_tokens=max_new_tokens,
+            silence_threshold_db=silence_threshold_db,
+        )
+        super().__init__(
+            decoder,
+            name=name,
+            max_audio_seconds=max_audio_seconds,
+            max_batch_size=max_batch_size,
+            silence_threshold_db=silence_threshold_db,
+            no_speech_threshold=no_speech_threshold,
+            logprob_threshold=logprob_threshold,
+            compression_ratio_threshold=compression_ratio_threshold,
         )

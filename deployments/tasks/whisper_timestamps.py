@@ -176,8 +176,17 @@ def align_words(
     weights = _median_filter((weights - mean) / (std + 1e-6), MEDIAN_FILTER_WIDTH)
     matrix = weights.mean(dim=0).double().numpy()
     text_idx, time_idx = _dynamic_time_warping(-matrix)
+    return words_from_path(text_idx, time_idx, pieces, token_probs)
+
+
+def words_from_path(
+    text_idx: np.ndarray, time_idx: np.ndarray, pieces: list[str], token_probs: np.ndarray
+) -> list[WordSpan]:
+    """Words from a DTW path of (text token, encoder frame) steps, as OpenAI Whisper does."""
+    if not pieces or len(text_idx) == 0:
+        return []
     jumps = np.pad(np.diff(text_idx), (1, 0), constant_values=1).astype(bool)
-    jump_times = time_idx[jumps] * FRAME_SECONDS
+    jump_times = np.asarray(time_idx)[jumps] * FRAME_SECONDS
     words = []
     for lo, hi in group_words(pieces):
         start = float(jump_times[min(lo, len(jump_times) - 1)])

