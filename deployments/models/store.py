@@ -23,6 +23,8 @@ from deployments.errors import ConfigError, ModelNotFound
 from deployments.models.catalog import CATALOG, ModelSpec
 
 MARKER = ".sonaray-built"
+# A builder may leave figures about what it built here (a trained model's held-out accuracy).
+METRICS = "build_metrics.json"
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -138,6 +140,8 @@ def _write_manifest(base: Path) -> None:
         if _marker_ok(path, spec):
             built = json.loads((path / MARKER).read_text())
             entries[name] = {**asdict(spec), "path": str(path), "build_seconds": built["seconds"]}
+            if (path / METRICS).is_file():
+                entries[name]["metrics"] = json.loads((path / METRICS).read_text())
     (base / "manifest.json").write_text(json.dumps(entries, indent=2, sort_keys=True))
 
 

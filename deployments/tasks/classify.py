@@ -1,8 +1,9 @@
 """Audio classification (``classify``): top-k labels per clip, long clips windowed.
 
-A clip longer than the model's window (AST: ``max_length`` fbank frames; wav2vec2: the
-configured ``window_s``) is cut into full-length windows, the last one aligned to the
-clip's end, and the per-window scores are averaged: nothing is truncated.
+A clip longer than the model's window (AST: ``max_length`` fbank frames; Whisper: the
+extractor's ``chunk_length``; wav2vec2: the configured ``window_s``) is cut into
+full-length windows, the last one aligned to the clip's end, and the per-window scores
+are averaged: nothing is truncated.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ _FBANK_WINDOW_S, _FBANK_HOP_S = 0.025, 0.010
 
 
 class AudioClassificationEngine(HFAudioEngine):
-    """``AutoModelForAudioClassification`` (AST, wav2vec2 keyword spotting, ...).
+    """``AutoModelForAudioClassification`` (AST, wav2vec2 or Whisper keyword spotting, ...).
 
     window_s: window length for models without a fixed input size (None: whole clip);
         for a fixed-size model (AST) it may only shorten the model's window.
@@ -61,7 +62,10 @@ class AudioClassificationEngine(HFAudioEngine):
             raise ConfigError(f"hop_s={hop_s} is longer than the window: audio would be skipped")
 
     def _fixed_window(self) -> int | None:
-        """Samples the extractor turns into exactly ``max_length`` frames; None if unbounded."""
+        """Samples of the model's fixed input (AST, Whisper); None if unbounded."""
+        samples = getattr(self.feature_extractor, "n_samples", None)  # Whisper's chunk_length
+        if samples:
+            return int(samples)
         frames = getattr(self.feature_extractor, "max_length", None)
         if not frames:
             return None

@@ -176,8 +176,10 @@ class HFAudioEngine:
 
         # The extractor's own return_attention_mask setting is the model's: wav2vec2-base
         # style (group-norm) checkpoints must not get a mask, layer-norm ones need it.
+        # Whisper's encoder takes exactly its window (``n_samples``, padded with zeros).
+        padding = "max_length" if getattr(self.feature_extractor, "n_samples", None) else True
         inputs = self.feature_extractor(
-            clips, sampling_rate=self.sampling_rate, padding=True, return_tensors="pt"
+            clips, sampling_rate=self.sampling_rate, padding=padding, return_tensors="pt"
         ).to(self.device)
         try:
             with torch.inference_mode():
