@@ -17,10 +17,14 @@ from deployments.config import SonarayArgs
 from deployments.errors import ConfigError
 from deployments.models.store import engine_kind
 from deployments.router.ingress import Router
+from deployments.serving.load_board import BOARD, LoadBoard
 from deployments.serving.task_deployment import ServedModel, TaskDeployment
 from deployments.tasks.registry import check_options
 
 ROUTER = "Router"
+# How long a stopping replica lets its in-flight requests finish (Serve's default: 20 s).
+# A long transcription's chunks take seconds each; the k8s pods' grace periods follow it.
+GRACEFUL_SHUTDOWN_S = 30
 
 
 def get_deployment_options(name: str) -> dict[str, Any]:
@@ -30,13 +34,23 @@ def get_deployment_options(name: str) -> dict[str, Any]:
             "name": ROUTER,
             "max_ongoing_requests": 128,
             "max_queued_requests": 256,
+            "graceful_shutdown_timeout_s": GRACEFUL_SHUTDOWN_S,
             "ray_actor_options": {"num_cpus": 0.25},
+        }
+    if name == BOARD:  # one tiny replica: a dict the others write to and read from
+        return {
+            "name": BOARD,
+            "num_replicas": 1,
+            "max_ongoing_requests": 1000,
+            # No torch, no model: declared small, so k8s sizing reserves little for it.
+            "ray_actor_options": {"num_cpus": 0, "memory": 128 * 1024**2},
         }
     return {
         "name": name,
         "max_ongoing_requests": 32,
         "max_queued_requests": 64,
         "health_check_period_s": 10,
+        "graceful_shutdown_timeout_s": GRACEFUL_SHUTDOWN_S,
         "ray_actor_options": {"num_cpus": 1, "num_gpus": 0},
         "user_config": {"max_batch_size": 8, "batch_wait_timeout_s": 0.0},
     }
@@ -67,11 +81,12 @@ def served_models(config: SonarayArgs, task: str) -> list[ServedModel]:
 def build_app(args: dict[str, Any] | SonarayArgs) -> Application:
     """Validate the args and bind the router over one deployment per task family."""
     config = parse_args(args)
+    board = LoadBoard.options(**get_deployment_options(BOARD)).bind()
     handles = {}
     for task in config.tasks:
         default = config.default_model(task).name
         handles[task] = TaskDeployment.options(**get_deployment_options(task)).bind(
-            task, served_models(config, task), default
+            task, served_models(config, task), default, board=board
         )
     # The router gets the validated args themselves: it never re-validates them.
-    return Router.options(**get_deployment_options(ROUTER)).bind(config, handles)
+    return Router.options(**get_deployment_options(ROUTER)).bind(config, handles, board)

@@ -34,13 +34,17 @@ class DecodedAudio:
         return len(self.audio) / self.sampling_rate
 
 
-def _decode_soundfile(data: bytes) -> tuple[np.ndarray, int, int]:
-    samples, rate = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
+def _decode_soundfile(data: bytes, max_seconds: float | None) -> tuple[np.ndarray, int, int]:
+    with sf.SoundFile(io.BytesIO(data)) as f:
+        # Read at most one frame past the limit: memory stays bounded whatever the header.
+        frames = -1 if max_seconds is None else int(max_seconds * f.samplerate) + 1
+        samples = f.read(frames=frames, dtype="float32", always_2d=True)
+        rate = f.samplerate
     mono = samples.mean(axis=1) if samples.shape[1] > 1 else samples[:, 0]
     return mono, rate, samples.shape[1]
 
 
-def _decode_av(data: bytes) -> tuple[np.ndarray, int, int]:
+def _decode_av(data: bytes, max_seconds: float | None) -> tuple[np.ndarray, int, int]:
     import av
 
     with av.open(io.BytesIO(data), mode="r") as container:
@@ -49,9 +53,13 @@ def _decode_av(data: bytes) -> tuple[np.ndarray, int, int]:
         stream = container.streams.audio[0]
         resampler = av.AudioResampler(format="flt", layout="mono", rate=stream.rate)
         chunks = []
+        decoded = 0
         for frame in container.decode(stream):
             for out in resampler.resample(frame):
                 chunks.append(out.to_ndarray().reshape(-1))
+                decoded += chunks[-1].size
+            # Stop as soon as the limit is passed: no need to decode the rest to refuse it.
+            _check_seconds(decoded / stream.rate, max_seconds)
         for out in resampler.resample(None):
             chunks.append(out.to_ndarray().reshape(-1))
         channels, rate = stream.channels, stream.rate
@@ -71,19 +79,20 @@ def decode_audio(
 ) -> DecodedAudio:
     """Decode any common audio format to mono float32, resampled to ``target_rate``.
 
-    Over-long audio is refused from the header where the format has one, else right after
-    decoding, before resampling: a small compressed file can hide hours of samples.
+    Over-long audio is refused from the header where the format has one, and decoding
+    stops one frame past ``max_seconds`` whatever the header says: a small compressed
+    file can hide hours of samples, and memory stays bounded by the limit.
     """
     if not data:
         raise InvalidAudio("the audio file is empty (0 bytes)", param="file")
     with contextlib.suppress(sf.LibsndfileError, RuntimeError, TypeError):  # not libsndfile's
         _check_seconds(sf.info(io.BytesIO(data)).duration, max_seconds)
     try:
-        mono, rate, channels = _decode_soundfile(data)
+        mono, rate, channels = _decode_soundfile(data, max_seconds)
     except (sf.LibsndfileError, RuntimeError, TypeError):
         try:
-            mono, rate, channels = _decode_av(data)
-        except InvalidAudio:
+            mono, rate, channels = _decode_av(data, max_seconds)
+        except (InvalidAudio, PayloadTooLarge):
             raise
         except Exception as exc:
             raise InvalidAudio(

@@ -66,6 +66,18 @@ class LimitsConfig(StrictModel):
     max_append_bytes: int = Field(
         15 * 1024 * 1024, gt=0, description="Largest input_audio_buffer.append (base64)."
     )
+    # 10 s: a request refused within a second can be retried elsewhere or later, while one
+    # queued past ~10 s would, with its own service time, outlast the 30 s timeouts
+    # clients commonly set; None turns the time bound off (Serve's count bound remains).
+    max_queue_seconds: float | None = Field(
+        10.0, gt=0, description="Refuse (503) a request that would queue longer than this."
+    )
+    per_key_concurrent_requests: int | None = Field(
+        None, gt=0, description="Requests one API key may have running at once (429 above)."
+    )
+    per_key_audio_seconds_per_minute: float | None = Field(
+        None, gt=0, description="Audio seconds one API key may send per minute (429 above)."
+    )
 
 
 class AuthConfig(StrictModel):
@@ -100,6 +112,16 @@ class RealtimeConfig(StrictModel):
     call_timeout_s: float = Field(30.0, gt=0, description="Longest wait for one model call.")
 
 
+class CorsConfig(StrictModel):
+    """Cross-origin access for browser clients; off (no origins) by default."""
+
+    allow_origins: list[str] = Field(default_factory=list)
+    allow_methods: list[str] = Field(default_factory=lambda: ["GET", "POST"])
+    allow_headers: list[str] = Field(
+        default_factory=lambda: ["authorization", "content-type", "x-request-timeout"]
+    )
+
+
 class SonarayArgs(StrictModel):
     """The ``args:`` of a Sonaray application in a Serve config."""
 
@@ -108,6 +130,7 @@ class SonarayArgs(StrictModel):
     limits: LimitsConfig = Field(default_factory=LimitsConfig)
     auth: AuthConfig = Field(default_factory=AuthConfig)
     realtime: RealtimeConfig | None = None
+    cors: CorsConfig = Field(default_factory=CorsConfig)
 
     @field_validator("models")
     @classmethod

@@ -72,13 +72,36 @@ class UnsupportedMediaType(SonarayError):
     code = "unsupported_media_type"
 
 
-class Overloaded(SonarayError):
-    """The cluster is full; retry after ``retry_after_s``."""
+class RetryLater(SonarayError):
+    """A refusal that a retry after ``retry_after_s`` seconds can overcome."""
+
+    def __init__(self, message: str, *, retry_after_s: int = 1, **kwargs) -> None:
+        super().__init__(message, **kwargs)
+        self.retry_after_s = retry_after_s
+
+
+class Overloaded(RetryLater):
+    """The cluster is full, draining, or cannot meet the request's deadline."""
 
     status = 503
     type = "overloaded_error"
     code = "overloaded"
-    retry_after_s = 1
+
+
+class RateLimited(RetryLater):
+    """The caller's API key is over one of its limits."""
+
+    status = 429
+    type = "rate_limit_error"
+    code = "rate_limited"
+
+
+class DeadlineExceeded(SonarayError):
+    """The caller's ``X-Request-Timeout`` passed; the request's work was cancelled."""
+
+    status = 504
+    type = "timeout_error"
+    code = "deadline_exceeded"
 
 
 class ModelError(SonarayError):

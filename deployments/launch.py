@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -67,6 +69,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("config", nargs="?", default="serve_config.yaml")
     parser.add_argument("--address", default=None, help="Ray address (default: start a local one)")
     parser.add_argument("--num-gpus", type=float, default=None, help="logical GPUs for a local Ray")
+    parser.add_argument(
+        "--grace-seconds",
+        type=float,
+        default=30.0,
+        help="on SIGTERM/SIGINT, how long in-flight requests may take to finish",
+    )
     args = parser.parse_args(argv)
 
     import ray
@@ -95,16 +103,38 @@ def main(argv: list[str] | None = None) -> int:
         f"  speak:       curl -H 'content-type: application/json' "
         f'-d \'{{"input": "Hello from Sonaray", "response_format": "wav"}}\' '
         f"{base}/v1/audio/speech -o hello.wav\n"
-        "Ctrl-C stops it."
+        "Ctrl-C stops it (in-flight requests finish first)."
     )
-    try:
-        while True:
-            time.sleep(3600)
-    except KeyboardInterrupt:
-        from ray import serve
-
-        serve.shutdown()
+    stop, hurry = _stop_on_signals()
+    stop.wait()
+    drain(config, args.grace_seconds, hurry)
     return 0
+
+
+def _stop_on_signals() -> tuple[threading.Event, threading.Event]:
+    """SIGTERM (what Kubernetes sends) or SIGINT sets ``stop``; a second one ``hurry``."""
+    stop = threading.Event()
+    hurry = threading.Event()
+
+    def handle(signum, frame):
+        (hurry if stop.is_set() else stop).set()
+
+    signal.signal(signal.SIGTERM, handle)
+    signal.signal(signal.SIGINT, handle)
+    return stop, hurry
+
+
+def drain(config, grace_seconds: float, hurry: threading.Event | None = None) -> None:
+    """Refuse new requests (503), let in-flight ones finish, then shut Serve and Ray down."""
+    import ray
+    from ray import serve
+
+    from deployments.drain import drain_cluster
+
+    drain_cluster([app.name for app in config.applications], grace_seconds, hurry)
+    console.print("[bold]Sonaray[/bold]: stopping")
+    serve.shutdown()
+    ray.shutdown()
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from fault_engines import faults_app
 from speech import NOISE_FREE_PIPER, VOICE_MODEL
 
 REPO = Path(__file__).resolve().parents[1]
@@ -84,9 +85,9 @@ AGENT_APP = {
 
 def session_config(seq2seq_user_config: dict | None = None):
     """serve_config.all.yaml with the test port, a GPU fraction and one replica on every
-    task, the scaling and voice-agent apps, a noise-free Piper voice; ``seq2seq_user_config``
-    overrides that
-    deployment's batching."""
+    task, the scaling and voice-agent apps, the reliability tests' ``faults`` app
+    (tests/fault_engines.py), a noise-free Piper voice; ``seq2seq_user_config`` overrides
+    that deployment's batching."""
     from ray.serve.schema import RayActorOptionsSchema, ServeApplicationSchema
 
     from deployments.app import get_deployment_options
@@ -117,4 +118,5 @@ def session_config(seq2seq_user_config: dict | None = None):
                 dep.user_config = seq2seq_user_config
     config.applications.append(ServeApplicationSchema.model_validate(SCALING_APP))
     config.applications.append(ServeApplicationSchema.model_validate(AGENT_APP))
+    config.applications.append(ServeApplicationSchema.model_validate(faults_app()))
     return config

@@ -142,14 +142,18 @@ class ApiCall(Generic[T]):
         Timeout: the call's own, else the client's, else one sized to the audio.
         """
         timeout = as_timeout(options.timeout) or settings.timeout
+        timeout = timeout or default_timeout(self.audio_seconds)
+        headers = settings.headers()
+        if timeout.read is not None:  # the server cancels work it cannot finish in time
+            headers["X-Request-Timeout"] = f"{timeout.read:g}"
         return http.build_request(
             self.method,
             settings.base_url + self.path,
             json=self.json,
             data=self.data,
             files=self.files,
-            headers={**settings.headers(), **(options.extra_headers or {})},
-            timeout=timeout or default_timeout(self.audio_seconds),
+            headers={**headers, **(options.extra_headers or {})},
+            timeout=timeout,
         )
 
 

@@ -3,6 +3,7 @@ the one error envelope. Routes get the replica's ``SonarayService`` through ``Se
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import logging
 import os
@@ -16,8 +17,10 @@ from fastapi.responses import JSONResponse
 from sonaray_client.types import ErrorEnvelope
 
 from deployments.config import AuthConfig
-from deployments.errors import Overloaded, PayloadTooLarge, SonarayError, Unauthorized
+from deployments.errors import Overloaded, PayloadTooLarge, RetryLater, SonarayError, Unauthorized
+from deployments.router.cors import ConfiguredCORS
 from deployments.router.openapi import shell_openapi
+from deployments.router.request_scope import TIMEOUT_HEADER, open_scope
 from deployments.router.service import SonarayService
 
 logger = logging.getLogger("ray.serve")
@@ -41,8 +44,11 @@ ERROR_RESPONSES = {
         404: "Unknown model or pipeline.",
         413: "Over a limit: upload bytes, audio seconds or text characters.",
         415: "Audio format not accepted.",
+        429: "The API key is over its concurrency or audio-per-minute limit; see `Retry-After`.",
         500: "A fault on the server's side (a model failed on input it accepted).",
-        503: "The cluster is full or a replica is restarting; retry after `Retry-After` seconds.",
+        503: "The cluster is full (the request would queue past `limits.max_queue_seconds` or "
+        "its `X-Request-Timeout`), draining, or a replica is restarting; see `Retry-After`.",
+        504: "The request's `X-Request-Timeout` passed; its work was cancelled.",
     }.items()
 }
 
@@ -65,12 +71,16 @@ def current_service() -> SonarayService:
     return _service
 
 
+def installed_service() -> SonarayService | None:
+    return _service
+
+
 Service = Annotated[SonarayService, Depends(current_service)]
 
 
 def error_response(exc: SonarayError, request_id: str) -> JSONResponse:
     headers = {REQUEST_ID: request_id} if _echo_request_id else {}
-    if isinstance(exc, Overloaded):
+    if isinstance(exc, RetryLater):
         headers["Retry-After"] = str(exc.retry_after_s)
     body = {"error": exc.to_dict(), "request_id": request_id}
     return JSONResponse(body, status_code=exc.status, headers=headers)
@@ -101,9 +111,14 @@ def create_app() -> FastAPI:
         request.state.request_id = request_id
         started = time.perf_counter()
         try:
-            _authorize(request)
+            key = _authorize(request)
             _check_length(request)
-            response = await call_next(request)
+            scope = open_scope(request_id, key, request.headers.get(TIMEOUT_HEADER))
+            if _service is None:
+                response = await call_next(request)
+            else:
+                with _service.quotas.request(scope.caller), _service.admission.load.track():
+                    response = await call_next(request)
         except SonarayError as exc:
             return error_response(exc, request_id)
         if _echo_request_id:
@@ -134,16 +149,20 @@ def create_app() -> FastAPI:
         err = SonarayError(f"internal error ({type(exc).__name__}); request id in the logs")
         return error_response(err, request.state.request_id)
 
+    # Added last, so it runs first: a browser's preflight needs no API key.
+    app.add_middleware(ConfiguredCORS, service=installed_service)
     return app
 
 
-def _authorize(request: Request) -> None:
+def _authorize(request: Request) -> str | None:
+    """The caller's API key, checked in constant time against every configured key."""
     keys = _service.api_keys if _service is not None else set()
     if not keys or request.url.path in OPEN_PATHS:
-        return
+        return None
     token = bearer_token(request.headers.get("authorization", ""))
     if not key_is_valid(token, keys):
         raise Unauthorized("missing or invalid API key: send `Authorization: Bearer <key>`")
+    return token
 
 
 def bearer_token(header: str) -> str:
@@ -152,8 +171,14 @@ def bearer_token(header: str) -> str:
 
 
 def key_is_valid(token: str, keys: set[str]) -> bool:
-    """Whether ``token`` is one of ``keys``, compared in constant time."""
-    return bool(token) and any(hmac.compare_digest(token, k) for k in keys)
+    """Whether ``token`` is one of ``keys``, compared in constant time.
+
+    Digests have one length, and every key is compared: the time taken says nothing about
+    the key, its length, or which key came closest.
+    """
+    sent = hashlib.sha256(token.encode()).digest()
+    matches = [hmac.compare_digest(sent, hashlib.sha256(k.encode()).digest()) for k in keys]
+    return bool(token) and any(matches)
 
 
 def _check_length(request: Request) -> None:

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from ray import serve
 from ray.serve.handle import DeploymentHandle
+from ray.serve.metrics import Counter
 
 from deployments.config import SonarayArgs
 from deployments.router import hf_api, native, openai_api, playground
 from deployments.router.http import create_app, install_service, load_api_keys
 from deployments.router.realtime import route as realtime
 from deployments.router.service import SonarayService
+from deployments.serving.load_board import report_forever
 
 app = create_app()
 app.include_router(native.router)
@@ -24,7 +28,24 @@ app.include_router(playground.router)
 class Router:
     """Authenticates, validates, decodes once, and dispatches to task deployments."""
 
-    def __init__(self, args: SonarayArgs, handles: dict[str, DeploymentHandle]):
-        install_service(
-            SonarayService(args, handles, load_api_keys(args.auth)), behind_serve_proxy=True
+    async def __init__(
+        self,
+        args: SonarayArgs,
+        handles: dict[str, DeploymentHandle],
+        board: DeploymentHandle | None = None,
+    ):
+        service = SonarayService(args, handles, load_api_keys(args.auth))
+        refusals = Counter(
+            "sonaray_rejections",
+            "Requests refused by the time bound, a deadline or a drain.",
+            tag_keys=("task", "reason"),
         )
+        service.admission.on_reject = lambda task, reason: refusals.inc(
+            tags={"task": task, "reason": reason}
+        )
+        install_service(service, behind_serve_proxy=True)
+        if board is not None:  # the queue figures admission reads; our load, for drains
+            self._loops = [
+                asyncio.create_task(service.admission.refresh_forever(board)),
+                asyncio.create_task(report_forever(board, "Router", service.admission.load)),
+            ]

@@ -48,6 +48,9 @@ from deployments.protocol import (
     Waveform,
     check_text,
 )
+from deployments.router.admission import Admission
+from deployments.router.quotas import CallerQuotas
+from deployments.router.request_scope import admit, bounded, current_scope
 
 RETRYABLE = (ray.exceptions.ActorDiedError, ray.exceptions.ActorUnavailableError)
 
@@ -60,6 +63,8 @@ class SonarayService:
         self.api_keys = api_keys
         self.limits = args.limits
         self.handles = handles
+        self.admission = Admission(args.limits.max_queue_seconds)
+        self.quotas = CallerQuotas(args.limits)
         self._rates: dict[Target, int] = {}
         # Pipelines are fixed by the config: resolve their steps once, not per request.
         self._pipelines = {
@@ -108,18 +113,20 @@ class SonarayService:
     # --- calls ----------------------------------------------------------------------
 
     async def call(self, target: Target, item: Any) -> Any:
-        """One request to a task deployment; a replica that died is retried once."""
+        """One request to a task deployment, admitted by the time bound and held to the
+        caller's deadline; a replica that died is retried once."""
+        admit(self.admission, [target.task])
         handle = self.handles[target.task].options(multiplexed_model_id=target.model)
+        self.admission.sending(target.task)
         return await self._guarded(handle.remote, target.model, item)
 
     async def _guarded(self, send, name: str, *args: Any) -> Any:
         for attempt in range(2):
             response = send(*args)
             try:
-                return await response
-            except asyncio.CancelledError:
-                response.cancel()  # the caller went away: so does the replica's work
-                raise
+                # bounded() holds the call to the request's deadline and cancels it
+                # downstream when the deadline passes or the caller goes away.
+                return await bounded(response)
             except RETRYABLE as exc:
                 if attempt == 1:
                     raise Overloaded(f"model {name} is restarting; retry shortly") from exc
@@ -152,9 +159,12 @@ class SonarayService:
         """Check limits, decode once, resample to the target model's rate."""
         self.check_upload(data, filename)
         rate = await self.sampling_rate(target)
-        return await asyncio.to_thread(
+        audio = await asyncio.to_thread(
             decode_audio, data, target_rate=rate, max_seconds=self.limits.max_audio_seconds
         )
+        scope = current_scope()
+        self.quotas.charge_audio(scope.caller if scope else None, audio.duration)
+        return audio
 
     def check_text(self, text: str, param: str = "input") -> str:
         return check_text(text, max_chars=self.limits.max_text_chars, param=param)
@@ -192,7 +202,7 @@ class SonarayService:
             target,
             audio.audio,
             audio.sampling_rate,
-            await self.chunks(audio, vad),
+            await self.chunks(audio, vad, target),
             options,
         )
         return result.model_copy(update={"model": target.model})
@@ -209,7 +219,7 @@ class SonarayService:
         if not self.long_audio(audio):
             yield await self.call(target, AudioItem(audio.audio, audio.sampling_rate, options))
             return
-        chunks = await self.chunks(audio, vad)
+        chunks = await self.chunks(audio, vad, target)
         parts = transcribe_chunks_stream(
             self.call, target, audio.audio, audio.sampling_rate, chunks, options
         )
@@ -218,9 +228,11 @@ class SonarayService:
                 yield part.model_copy(update={"model": target.model})
 
     async def chunks(
-        self, audio: DecodedAudio, vad: VadOptions | None = None
+        self, audio: DecodedAudio, vad: VadOptions | None, target: Target
     ) -> list[tuple[float, float]]:
-        """The ASR chunks of long audio: its VAD segments merged up to ``chunk_seconds``."""
+        """The ASR chunks of long audio for ``target``: its VAD segments merged up to
+        ``chunk_seconds`` (the request is admitted for both tasks first)."""
+        admit(self.admission, [ROLES.segment, target.task])
         found = await self.segment(audio, vad)
         return merge_segments(found.segments, self.limits.chunk_seconds, audio.duration)
 
@@ -248,4 +260,5 @@ class SonarayService:
             max_text_chars=self.limits.max_text_chars,
         )
         steps = self.pipeline_steps(name)
+        admit(self.admission, [s.task for s in steps])
         return await run_pipeline(context, steps, audio.audio, audio.sampling_rate, options)

@@ -23,6 +23,7 @@ from sonaray_client.types import ModelCard
 from deployments.errors import ModelError, ModelNotFound, SonarayError
 from deployments.models.store import built_at, resolve
 from deployments.serving.batch_queue import BatchQueue
+from deployments.serving.load_board import ReplicaLoad, report_forever
 from deployments.tasks.base import set_torch_threads
 from deployments.tasks.registry import load_engine
 
@@ -70,7 +71,12 @@ class TaskDeployment:
     """Serves one task family: loads its engines, batches requests, reports metrics."""
 
     async def __init__(
-        self, task: str, models: list[ServedModel], default: str, num_threads: int | None = None
+        self,
+        task: str,
+        models: list[ServedModel],
+        default: str,
+        num_threads: int | None = None,
+        board: Any = None,
     ):
         self.task = task
         self.models = {m.name: m for m in models}
@@ -103,6 +109,10 @@ class TaskDeployment:
         self._failing_batches = 0
         self._queue = BatchQueue(self.infer, max_batch_size=8)
         self._default_engine = await self.get_engine(default)
+        # In-flight items and service time per item, for the routers' time-bound admission.
+        self.load = ReplicaLoad()
+        if board is not None:
+            self._reporter = asyncio.create_task(report_forever(board, task, self.load))
 
     @serve.multiplexed(max_num_models_per_replica=4)
     async def get_engine(self, model_id: str):
@@ -129,7 +139,8 @@ class TaskDeployment:
         model_id = serve.get_multiplexed_model_id() or self.default
         self.in_flight += 1
         try:
-            result = await self._queue.submit(model_id, item)
+            with self.load.track():
+                result = await self._queue.submit(model_id, item)
         finally:
             self.in_flight -= 1  # cancelled too: a caller that left holds nothing here
         if isinstance(result, Failed):
@@ -148,6 +159,7 @@ class TaskDeployment:
         engine = await self.get_engine(model_id)
         results = await asyncio.to_thread(self._forward_isolated, engine, items)
         self._model_time.observe(time.perf_counter() - start, tags=tags)
+        self.load.served(len(items), time.perf_counter() - start)
         broken = 0
         for r in results:
             if isinstance(r, Failed):

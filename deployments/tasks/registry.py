@@ -2,8 +2,10 @@
 
 Every entry is called as ``factory(path, name=..., device=None, **options)`` and returns
 an object satisfying ``deployments.tasks.base.Engine``. The serving layer only ever
-goes through ``load_engine``: it never knows a model architecture. ``check_options``
-lets ``build_app`` refuse a misspelt engine option before any replica starts.
+goes through ``load_engine``: it never knows a model architecture. An engine kind may
+also be a ``module:callable`` import path: an engine of one's own behind the same
+contract. ``check_options`` lets ``build_app`` refuse a misspelt engine option before
+any replica starts.
 """
 
 from __future__ import annotations
@@ -52,6 +54,8 @@ def _load(target: str):
 
 
 def _entry(task: str, kind: str) -> EngineEntry:
+    if ":" in kind:  # a ``module:callable`` engine of the user's own (or a test's)
+        return EngineEntry(kind)
     try:
         return ENGINES[(task, kind)]
     except KeyError:

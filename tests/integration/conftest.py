@@ -40,3 +40,21 @@ def serve_url(ray_session) -> str:
 def http(serve_url):
     with httpx.Client(base_url=serve_url, timeout=300) as client:
         yield client
+
+
+@pytest.fixture(scope="session")
+def faults_url(ray_session) -> str:
+    """Base URL of the ``faults`` app alone (tests/fault_engines.py): apps of the session
+    config that are already running stay, the others are not started for it."""
+    from ray import serve
+    from ray.serve.exceptions import RayServeException
+
+    from deployments.launch import deploy_config
+
+    try:
+        running = set(serve.status().applications)
+    except RayServeException:  # Serve not started yet
+        running = set()
+    config = session_config()
+    config.applications = [a for a in config.applications if a.name in running | {"faults"}]
+    return deploy_config(config, timeout_s=300, quiet=True) + "/faults"

@@ -199,8 +199,9 @@ def test_gpu_variant_pins_tasks_to_gpu_workers_and_router_to_cpu():
         fits = sorted(
             g for g, node in nodes.items() if all(node.get(k, 0) >= v for k, v in needs.items())
         )
-        assert fits == (["cpu"] if name == "Router" else ["gpu"]), (name, needs, nodes)
-        if name != "Router":
+        on_cpu = name in ("Router", "LoadBoard")
+        assert fits == (["cpu"] if on_cpu else ["gpu"]), (name, needs, nodes)
+        if not on_cpu:
             assert 0 < needs["GPU"] < 1, f"{name} should share a GPU"
     gpu_container = groups["gpu"]["template"]["spec"]["containers"][0]
     assert gpu_container["resources"]["limits"]["nvidia.com/gpu"] == "1"
@@ -292,7 +293,7 @@ def test_serve_config_v2_builds_the_sonaray_app(name, manifest):
         if name == "rayservice-gpu.yaml":
             # Every deployment the app runs is placed explicitly, none left to chance.
             tasks = parse_args(app["args"]).tasks
-            assert set(_deployments(manifest)) == {"Router", *tasks}
+            assert set(_deployments(manifest)) == {"Router", "LoadBoard", *tasks}
 
 
 def test_api_keys_env_follows_the_apps_auth_config():
@@ -301,3 +302,27 @@ def test_api_keys_env_follows_the_apps_auth_config():
     manifest = render.render(config, gpu=False)
     for _, template in _pod_templates(manifest):
         assert [e["name"] for e in template["spec"]["containers"][0]["env"]] == ["TEAM_KEYS"]
+
+
+def test_every_pod_drains_before_it_stops_within_its_grace_period():
+    for _, manifest in RAYSERVICES:
+        cluster = manifest["spec"]["rayClusterConfig"]
+        serve = yaml.safe_load(manifest["spec"]["serveConfigV2"])
+        grace = max(  # what Serve gives a stopping replica (its default: 20 s)
+            d.get("graceful_shutdown_timeout_s", 20)
+            for app in serve["applications"]
+            for d in render.app_deployments(app)
+        )
+        groups = [("head", cluster["headGroupSpec"])] + [
+            ("worker", g) for g in cluster["workerGroupSpecs"]
+        ]
+        for kind, group in groups:
+            pod = group["template"]["spec"]
+            command = pod["containers"][0]["lifecycle"]["preStop"]["exec"]["command"]
+            assert command[:3] == ["python", "-m", "deployments.drain"]
+            assert ("--node" in command) == (kind == "worker")  # a worker drains only itself
+            drain = float(command[command.index("--grace-seconds") + 1])
+            # The drain may take the replicas' whole graceful shutdown, and Ray must still
+            # have time to stop before Kubernetes kills the pod.
+            assert drain >= grace
+            assert pod["terminationGracePeriodSeconds"] > drain

@@ -1,0 +1,401 @@
+"""Soak: mixed load on a local multi-node cluster while replicas, the Router and a node die.
+
+A head node (the Router, the LoadBoard, the only HTTP proxy) and two worker nodes (the
+task replicas) run the default real models: Whisper tiny.en, Silero VAD, the Piper voice.
+Client loops send short and long transcriptions, TTS, the speech-to-speech pipeline, bad
+inputs, and SDK calls. On a schedule the soak kills a task replica, the Router replica,
+and a whole worker node (then adds a fresh one, as Kubernetes would). It reports
+requests sent / answered / lost (sent, and no HTTP answer: must be 0), errors by status
+and cause, p50/p95 latency per minute, the recovery time after each kill (until the last
+failed answer caused by it), and RSS per replica over time (growth past 10 % after
+warm-up is flagged as a leak); writes results/soak.json and results/soak.png.
+
+    .venv/bin/python benchmarks/soak.py --quick     # ~3 minutes of load
+    .venv/bin/python benchmarks/soak.py             # 25 minutes
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import sys
+import threading
+import time
+from collections import Counter, defaultdict
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import harness
+import httpx
+import numpy as np
+
+PORT = 8297
+HEAD, WORKER = "soak_head", "soak_worker"
+LEAK_GROWTH = 0.10
+CLIENTS = 6
+SDK_CLIENTS = 2
+# (share of requests, kind); bad inputs expect a 400, everything else a 200.
+MIX = [
+    (0.35, "short"),
+    (0.1, "long"),
+    (0.25, "tts"),
+    (0.1, "pipeline"),
+    (0.1, "bad"),
+]
+
+
+@dataclass
+class Outcome:
+    kind: str
+    sent: float  # seconds since the load started
+    done: float
+    status: int | None  # None: no HTTP answer (lost)
+    cause: str  # error code from the envelope, or the transport error
+
+
+def cluster_config():
+    models = [
+        {"name": "whisper-tiny.en", "task": "seq2seq", "default": True},
+        {"name": "silero-vad", "task": "frames"},
+        {"name": "piper-joe-medium", "task": "tts"},
+    ]
+    on_worker = {"num_gpus": 0, "resources": {WORKER: 1}}
+    config = harness.derive_config(
+        PORT,
+        models,
+        pipelines={"speech-to-speech": ["frames", "seq2seq", "tts"]},
+        deployments={
+            "Router": {"ray_actor_options": {"num_cpus": 0.25, "resources": {HEAD: 1}}},
+            "seq2seq": {"num_replicas": 2, "ray_actor_options": {"num_cpus": 1, **on_worker}},
+            "frames": {"num_replicas": 1, "ray_actor_options": {"num_cpus": 0.25, **on_worker}},
+            "tts": {"num_replicas": 1, "ray_actor_options": {"num_cpus": 0.5, **on_worker}},
+        },
+    )
+    config.proxy_location = "HeadOnly"  # one machine: one port
+    app = config.applications[0]
+    board = type(app.deployments[0]).model_validate(
+        {"name": "LoadBoard", "ray_actor_options": {"num_cpus": 0, "resources": {HEAD: 1}}}
+    )
+    app.deployments.append(board)
+    return config
+
+
+def requests_by_kind() -> dict[str, Any]:
+    from speech import SENTENCES, long_clip, synthesize
+
+    short = harness.wav_bytes(synthesize(SENTENCES[0]), 16000)
+    long_audio, _ = long_clip(45.0)
+    return {
+        "short": ("/v1/seq2seq", {"files": {"file": ("a.wav", short)}}),
+        "long": (
+            "/v1/seq2seq",
+            {"files": {"file": ("a.wav", harness.wav_bytes(long_audio, 16000))}},
+        ),
+        "tts": ("/v1/tts", {"json": {"input": SENTENCES[1], "response_format": "wav"}}),
+        "pipeline": ("/v1/pipelines/speech-to-speech", {"files": {"file": ("a.wav", short)}}),
+        "bad": ("/v1/seq2seq", {"files": {"file": ("a.wav", b"RIFF not really audio")}}),
+        "sdk": short,
+    }
+
+
+def expected(kind: str) -> int:
+    return 400 if kind == "bad" else 200
+
+
+async def client_loop(base: str, reqs: dict, out: list[Outcome], t0: float, until: float):
+    kinds, weights = zip(*[(k, w) for w, k in MIX], strict=True)
+    async with httpx.AsyncClient(base_url=base, timeout=120) as http:
+        while time.monotonic() < until:
+            kind = random.choices(kinds, weights)[0]
+            path, body = reqs[kind]
+            sent = time.monotonic() - t0
+            try:
+                r = await http.post(path, **body)
+                status = r.status_code
+                cause = "" if status < 400 else _code(r)
+            except httpx.TransportError as exc:
+                status, cause = None, type(exc).__name__
+            out.append(Outcome(kind, sent, time.monotonic() - t0, status, cause))
+
+
+async def sdk_loop(base: str, clip: bytes, out: list[Outcome], t0: float, until: float):
+    from sonaray_client import AsyncSonaray, errors
+
+    async with AsyncSonaray(base_url=base, timeout=120, max_retries=2) as client:
+        while time.monotonic() < until:
+            sent = time.monotonic() - t0
+            try:
+                await client.transcribe(clip)
+                status, cause = 200, ""
+            except errors.APIStatusError as exc:
+                status, cause = exc.status_code, type(exc).__name__
+            except errors.APIConnectionError as exc:
+                status, cause = None, type(exc).__name__
+            out.append(Outcome("sdk", sent, time.monotonic() - t0, status, cause))
+
+
+def _code(response: httpx.Response) -> str:
+    try:
+        return response.json()["error"]["code"] or str(response.status_code)
+    except Exception:
+        return response.text[:40]
+
+
+# --- faults ---------------------------------------------------------------------------
+
+
+def _replica_actor(deployment: str):
+    import ray
+
+    names = [
+        a["name"]
+        for a in ray.util.list_named_actors(all_namespaces=True)
+        if a["name"].startswith("SERVE_REPLICA::") and f"#{deployment}#" in a["name"]
+    ]
+    return ray.get_actor(random.choice(names), namespace="serve")
+
+
+def kill_replica(deployment: str) -> str:
+    import ray
+
+    ray.kill(_replica_actor(deployment), no_restart=True)
+    return f"killed a {deployment} replica"
+
+
+def kill_worker_node(cluster, workers: list) -> str:
+    """Remove the worker hosting the most task replicas, then add a fresh one."""
+    snapshot = board()
+    busy = Counter(r.node_id for r in snapshot.reports if r.task != "Router")
+    victim = max(workers, key=lambda n: busy.get(n.node_id, 0))
+    cluster.remove_node(victim, allow_graceful=False)
+    workers.remove(victim)
+    workers.append(cluster.add_node(num_cpus=3, resources={WORKER: 1000}))
+    return f"removed worker node {victim.node_id[:8]} ({busy.get(victim.node_id, 0)} replicas)"
+
+
+def board():
+    from ray import serve
+
+    handle = serve.get_deployment_handle("LoadBoard", app_name="sonaray")
+    return handle.snapshot.remote().result(timeout_s=30)
+
+
+def sample_memory(samples: list[dict], at: float) -> None:
+    try:
+        snapshot = board()
+    except Exception as exc:  # the board itself may be moving after a kill
+        print(f"  memory sample skipped: {type(exc).__name__}", file=sys.stderr)
+        return
+    for r in snapshot.reports:
+        samples.append({"t": at, "replica": f"{r.task}:{r.replica[:8]}", "rss": r.rss_bytes})
+
+
+def faults_and_memory(cluster, workers, plan, kills, samples, t0: float, until: float) -> None:
+    """The main thread's part (Ray adds nodes only from it): kills on schedule, and RSS
+    of every replica every 5 s."""
+    plan = list(plan)
+    next_sample = t0
+    while time.monotonic() < until:
+        now = time.monotonic()
+        if plan and now - t0 >= plan[0][0]:
+            _, what = plan.pop(0)
+            note = kill_worker_node(cluster, workers) if what == "node" else kill_replica(what)
+            moment = round(time.monotonic() - t0, 1)
+            kills.append({"t": moment, "what": what, "note": note})
+            print(f"  t={moment:6.1f}s {note}")
+        if now >= next_sample:
+            sample_memory(samples, round(now - t0, 1))
+            next_sample = now + 5
+        time.sleep(0.5)
+
+
+# --- figures --------------------------------------------------------------------------
+
+
+def per_minute(outcomes: list[Outcome]) -> list[dict]:
+    rows = []
+    by_minute = defaultdict(list)
+    for o in outcomes:
+        by_minute[int(o.sent // 60)].append(o)
+    for minute in sorted(by_minute):
+        ok = [o.done - o.sent for o in by_minute[minute] if o.status == expected(o.kind)]
+        rows.append(
+            {
+                "minute": minute,
+                "sent": len(by_minute[minute]),
+                "ok": len(ok),
+                "p50_s": round(float(np.percentile(ok, 50)), 2) if ok else None,
+                "p95_s": round(float(np.percentile(ok, 95)), 2) if ok else None,
+            }
+        )
+    return rows
+
+
+def recoveries(outcomes: list[Outcome], kills: list[dict], window_s: float = 90) -> list[dict]:
+    """Per kill: failed answers to requests sent in the window after it, and when the last
+    of them came (the time the cluster took to serve everything again)."""
+    rows = []
+    for i, kill in enumerate(kills):
+        end = kills[i + 1]["t"] if i + 1 < len(kills) else kill["t"] + window_s
+        failed = [
+            o
+            for o in outcomes
+            if kill["t"] <= o.done < min(end, kill["t"] + window_s) and o.status != expected(o.kind)
+        ]
+        last = max((o.done for o in failed), default=kill["t"])
+        rows.append(
+            {
+                **kill,
+                "failed_answers": len(failed),
+                "recovery_s": round(last - kill["t"], 1),
+                "causes": dict(Counter(f"{o.status} {o.cause}" for o in failed)),
+            }
+        )
+    return rows
+
+
+def leaks(samples: list[dict], warm_up_s: float, min_span_s: float) -> list[dict]:
+    series = defaultdict(list)
+    for s in samples:
+        series[s["replica"]].append((s["t"], s["rss"]))
+    rows = []
+    for replica, points in sorted(series.items()):
+        first_t = points[0][0]
+        later = [(t, rss) for t, rss in points if t >= first_t + warm_up_s]
+        if len(later) < 2 or later[-1][0] - later[0][0] < min_span_s or not later[0][1]:
+            continue
+        growth = later[-1][1] / later[0][1] - 1
+        rows.append(
+            {
+                "replica": replica,
+                "rss_mb_after_warm_up": round(later[0][1] / 2**20),
+                "rss_mb_end": round(later[-1][1] / 2**20),
+                "growth_pct": round(100 * growth, 1),
+                "leak": growth > LEAK_GROWTH,
+            }
+        )
+    return rows
+
+
+def plot(outcomes: list[Outcome], samples: list[dict], kills: list[dict], path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(10, 7), sharex=True)
+    for kind in sorted({o.kind for o in outcomes}):
+        ok = [
+            (o.sent, o.done - o.sent)
+            for o in outcomes
+            if o.kind == kind and o.status == expected(o.kind)
+        ]
+        if ok:
+            top.scatter(*zip(*ok, strict=True), s=6, label=kind)
+    bad = [(o.sent, o.done - o.sent) for o in outcomes if o.status != expected(o.kind)]
+    if bad:
+        top.scatter(*zip(*bad, strict=True), s=14, marker="x", color="red", label="failed")
+    top.set_ylabel("latency (s)")
+    top.legend(fontsize=7, ncol=4)
+    series = defaultdict(list)
+    for s in samples:
+        series[s["replica"]].append((s["t"], s["rss"] / 2**20))
+    for replica, points in sorted(series.items()):
+        bottom.plot(*zip(*points, strict=True), label=replica, linewidth=1)
+    bottom.set_ylabel("RSS (MiB)")
+    bottom.set_xlabel("seconds since load started")
+    bottom.legend(fontsize=6, ncol=3)
+    for kill in kills:
+        for ax in (top, bottom):
+            ax.axvline(kill["t"], color="grey", linestyle="--", linewidth=0.8)
+        top.annotate(
+            kill["what"], (kill["t"], top.get_ylim()[1]), fontsize=7, rotation=90, va="top"
+        )
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+
+
+# --- the run --------------------------------------------------------------------------
+
+
+def run(args) -> dict[str, Any]:
+    import ray
+    from ray import serve
+    from ray.cluster_utils import Cluster
+
+    from deployments.launch import deploy_config
+
+    duration = 180.0 if args.quick else 1500.0
+    every = duration / 4
+    plan = [(every, "seq2seq"), (2 * every, "Router"), (3 * every, "node")]
+    if not args.quick:  # each fault twice over the long run
+        plan = [(every * i / 2, w) for i, w in enumerate(["seq2seq", "Router", "node"] * 2, 1)]
+    harness.build_models(["whisper-tiny.en", "silero-vad", "piper-joe-medium"])
+    cluster = Cluster(
+        initialize_head=True,
+        head_node_args={"num_cpus": 2, "resources": {HEAD: 1000}, "include_dashboard": False},
+    )
+    workers = [cluster.add_node(num_cpus=3, resources={WORKER: 1000}) for _ in range(2)]
+    try:
+        ray.init(address=cluster.address, namespace="serve", log_to_driver=False)
+        started = time.perf_counter()
+        base = deploy_config(cluster_config(), timeout_s=900, quiet=True)
+        print(f"cluster up in {time.perf_counter() - started:.0f}s; load for {duration:.0f}s")
+        reqs = requests_by_kind()
+        outcomes: list[Outcome] = []
+        samples: list[dict] = []
+        kills: list[dict] = []
+
+        t0 = time.monotonic()
+        until = t0 + duration
+
+        async def load():
+            await asyncio.gather(
+                *(client_loop(base, reqs, outcomes, t0, until) for _ in range(CLIENTS)),
+                *(sdk_loop(base, reqs["sdk"], outcomes, t0, until) for _ in range(SDK_CLIENTS)),
+            )
+
+        clients = threading.Thread(target=asyncio.run, args=(load(),))
+        clients.start()
+        faults_and_memory(cluster, workers, plan, kills, samples, t0, until)
+        clients.join()
+    finally:
+        serve.shutdown()
+        ray.shutdown()
+        cluster.shutdown()
+
+    answered = [o for o in outcomes if o.status is not None]
+    lost = [o for o in outcomes if o.status is None]
+    errors = Counter(f"{o.status} {o.cause}" for o in outcomes if o.status != expected(o.kind))
+    minutes = per_minute(outcomes)
+    recovery = recoveries(outcomes, kills)
+    memory = leaks(samples, warm_up_s=60 if args.quick else 180, min_span_s=30)
+    harness.print_table("per minute", minutes)
+    harness.print_table(
+        "after each kill", [{k: v for k, v in r.items() if k != "causes"} for r in recovery]
+    )
+    harness.print_table("RSS per replica", memory)
+    totals = {
+        "sent": len(outcomes),
+        "answered": len(answered),
+        "lost": len(lost),
+        "as_expected": sum(o.status == expected(o.kind) for o in outcomes),
+        "by_kind": dict(Counter(o.kind for o in outcomes)),
+    }
+    print(f"\n{totals}\nerrors: {dict(errors)}")
+    plot(outcomes, samples, kills, harness.RESULTS / "soak.png")
+    return {
+        "duration_s": duration,
+        "totals": totals,
+        "errors": dict(errors),
+        "per_minute": minutes,
+        "kills": recovery,
+        "memory": memory,
+        "leaks_flagged": [m["replica"] for m in memory if m["leak"]],
+        "outcomes": [asdict(o) for o in outcomes],
+        "rss_samples": samples,
+    }
+
+
+if __name__ == "__main__":
+    harness.main("soak", run, __doc__)
