@@ -10,6 +10,7 @@ from sonaray_client.errors import (
     APIError,
     APIResponseValidationError,
     APIStatusError,
+    APIStreamError,
     APITimeoutError,
     AuthenticationError,
     BadRequestError,
@@ -22,6 +23,8 @@ from sonaray_client.errors import (
     UnprocessableEntityError,
     UnsupportedMediaTypeError,
 )
+from sonaray_client.realtime import AsyncRealtimeSession, RealtimeSession, RealtimeSessionClosed
+from sonaray_client.streaming import AudioStream, Stream, TranscriptDelta, TranscriptDone
 from sonaray_client.types import *  # noqa: F403
 
 __all__ = [
@@ -29,8 +32,11 @@ __all__ = [
     "APIError",
     "APIResponseValidationError",
     "APIStatusError",
+    "APIStreamError",
     "APITimeoutError",
+    "AsyncRealtimeSession",
     "AsyncSonaray",
+    "AudioStream",
     "AudioInput",
     "AuthenticationError",
     "BadRequestError",
@@ -38,9 +44,14 @@ __all__ = [
     "NotFoundError",
     "PayloadTooLargeError",
     "RateLimitError",
+    "RealtimeSession",
+    "RealtimeSessionClosed",
     "ServiceUnavailableError",
     "Sonaray",
     "SonarayError",
+    "Stream",
+    "TranscriptDelta",
+    "TranscriptDone",
     "UnprocessableEntityError",
     "UnsupportedMediaTypeError",
     "__version__",

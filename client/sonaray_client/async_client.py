@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import Callable, Iterable, Mapping
 from os import PathLike
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar, overload
 
 import httpx
 from pydantic import BaseModel
@@ -15,7 +15,9 @@ from sonaray_client import core
 from sonaray_client.audio import AudioInput
 from sonaray_client.core import Headers, RequestOptions, Timeout
 from sonaray_client.errors import APIError
+from sonaray_client.realtime import AsyncRealtimeSession, Intent, RealtimeOptions
 from sonaray_client.response import AudioBytes
+from sonaray_client.streaming import AudioStream, Stream, TranscriptEvent
 from sonaray_client.types import (
     AudioFormat,
     Classification,
@@ -66,19 +68,35 @@ class AsyncSonaray:
     async def __aexit__(self, *exc_info: object) -> None:
         await self.close()
 
+    @overload
+    async def transcribe(
+        self, audio: AudioInput, *, stream: Literal[False] = False, **kwargs: Any
+    ) -> Transcription: ...
+
+    @overload
+    async def transcribe(
+        self, audio: AudioInput, *, stream: Literal[True], **kwargs: Any
+    ) -> Stream[TranscriptEvent]: ...
+
     async def transcribe(
         self,
         audio: AudioInput,
         *,
         model: str | None = None,
         engine: core.Engine = "seq2seq",
+        stream: bool = False,
         timeout: Timeout = None,
         extra_headers: Headers = None,
         **options: Any,
-    ) -> Transcription:
-        """Speech to text; ``options`` are ``TranscriptionOptions`` fields (language, task...)."""
+    ) -> Transcription | Stream[TranscriptEvent]:
+        """Speech to text; ``options`` are ``TranscriptionOptions`` fields (language, task...).
+
+        ``stream=True`` gives the text as each chunk of the audio is done: ``async for`` over
+        ``TranscriptDelta`` events, then one ``TranscriptDone`` with the whole text.
+        """
+        build = core.transcribe_stream if stream else core.transcribe
         return await self._request(
-            core.transcribe(audio, model, engine, options), RequestOptions(timeout, extra_headers)
+            build(audio, model, engine, options), RequestOptions(timeout, extra_headers)
         )
 
     async def transcribe_many(
@@ -163,6 +181,14 @@ class AsyncSonaray:
             core.detect_speech(audio, model, options), RequestOptions(timeout, extra_headers)
         )
 
+    @overload
+    async def speak(
+        self, text: str, *, stream: Literal[False] = False, **kwargs: Any
+    ) -> AudioBytes: ...
+
+    @overload
+    async def speak(self, text: str, *, stream: Literal[True], **kwargs: Any) -> AudioStream: ...
+
     async def speak(
         self,
         text: str,
@@ -170,18 +196,26 @@ class AsyncSonaray:
         model: str | None = None,
         response_format: AudioFormat = "wav",
         reference: AudioInput | None = None,
+        stream: bool = False,
         timeout: Timeout = None,
         extra_headers: Headers = None,
         **options: Any,
-    ) -> AudioBytes:
+    ) -> AudioBytes | AudioStream:
         """Text to encoded audio; ``options`` are ``SpeechOptions`` fields (voice, speed, seed).
 
         ``reference``: a clip whose voice to clone (a model with an x-vector model).
+        ``stream=True`` gives the audio sentence by sentence as it is synthesized: ``async for``
+        over its byte chunks (``sampling_rate`` says the rate; wav has a streaming header).
+        A cloned voice does not stream yet.
         """
-        return await self._request(
-            core.speak(text, model, response_format, options, reference),
-            RequestOptions(timeout, extra_headers),
+        if stream and reference is not None:
+            raise ValueError("a cloned voice (reference=...) cannot stream yet")
+        call = (
+            core.speak_stream(text, model, response_format, options)
+            if stream
+            else core.speak(text, model, response_format, options, reference)
         )
+        return await self._request(call, RequestOptions(timeout, extra_headers))
 
     async def speak_to_file(
         self,
@@ -236,6 +270,26 @@ class AsyncSonaray:
             core.run_pipeline(name, audio, options), RequestOptions(timeout, extra_headers)
         )
 
+    def realtime(
+        self,
+        intent: Intent = "transcription",
+        *,
+        model: str | None = None,
+        sampling_rate: int = 24000,
+        language: str | None = None,
+        turn_detection: Mapping[str, Any] | Literal["server_vad"] | None = "server_vad",
+        voice: str | None = None,
+        session: Mapping[str, Any] | None = None,
+    ) -> AsyncRealtimeSession:
+        """A live session over ``/v1/realtime``, opened by ``async with``: see ``RealtimeOptions``.
+
+        ``intent`` "transcription" transcribes each turn; "conversation" also speaks a reply.
+        """
+        options = RealtimeOptions(
+            intent, model, sampling_rate, language, turn_detection, voice, session
+        )
+        return AsyncRealtimeSession(self.settings, options)
+
     async def models(self, *, timeout: Timeout = None, extra_headers: Headers = None) -> ModelList:
         """The models the cluster serves."""
         return await self._request(core.list_models(), RequestOptions(timeout, extra_headers))
@@ -261,7 +315,10 @@ class AsyncSonaray:
     async def _send_once(self, call: core.ApiCall[T], options: RequestOptions) -> T:
         request = call.build(self._http, self.settings, options)
         try:
-            response = await self._http.send(request)
+            response = await self._http.send(request, stream=call.stream)
+            if call.stream and not response.is_success:
+                await response.aread()
+                await response.aclose()
         except httpx.TransportError as exc:
             raise core.connection_error(exc, request) from exc
         return core.finish(call, response)

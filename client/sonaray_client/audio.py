@@ -135,7 +135,7 @@ def encode_wav(samples: Any, sampling_rate: int) -> bytes:
     if hasattr(samples, "detach"):  # a torch tensor: hand over to its numpy view
         samples = samples.detach().cpu().numpy()
     if hasattr(samples, "dtype") and hasattr(samples, "astype"):
-        channels, pcm = _array_pcm(samples)
+        channels, pcm = array_pcm16(samples)
     elif isinstance(samples, Sequence):
         channels, pcm = 1, _sequence_pcm(samples)
     else:
@@ -149,7 +149,8 @@ def encode_wav(samples: Any, sampling_rate: int) -> bytes:
     return buffer.getvalue()
 
 
-def _array_pcm(samples: Any) -> tuple[int, bytes]:
+def array_pcm16(samples: Any) -> tuple[int, bytes]:
+    """(channels, interleaved little-endian int16 bytes) of a float or int16 array."""
     if samples.ndim == 2:
         # soundfile's layout is (frames, channels); a clip has more frames than
         # channels, so a wider-than-tall array is torchaudio's (channels, frames).

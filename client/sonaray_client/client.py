@@ -6,7 +6,7 @@ import time
 from collections.abc import Mapping
 from os import PathLike
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar, overload
 
 import httpx
 from pydantic import BaseModel
@@ -15,7 +15,9 @@ from sonaray_client import core
 from sonaray_client.audio import AudioInput
 from sonaray_client.core import Headers, RequestOptions, Timeout
 from sonaray_client.errors import APIError
+from sonaray_client.realtime import Intent, RealtimeOptions, RealtimeSession
 from sonaray_client.response import AudioBytes
+from sonaray_client.streaming import AudioStream, Stream, TranscriptEvent
 from sonaray_client.types import (
     AudioFormat,
     Classification,
@@ -65,19 +67,35 @@ class Sonaray:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
+    @overload
+    def transcribe(
+        self, audio: AudioInput, *, stream: Literal[False] = False, **kwargs: Any
+    ) -> Transcription: ...
+
+    @overload
+    def transcribe(
+        self, audio: AudioInput, *, stream: Literal[True], **kwargs: Any
+    ) -> Stream[TranscriptEvent]: ...
+
     def transcribe(
         self,
         audio: AudioInput,
         *,
         model: str | None = None,
         engine: core.Engine = "seq2seq",
+        stream: bool = False,
         timeout: Timeout = None,
         extra_headers: Headers = None,
         **options: Any,
-    ) -> Transcription:
-        """Speech to text; ``options`` are ``TranscriptionOptions`` fields (language, task...)."""
+    ) -> Transcription | Stream[TranscriptEvent]:
+        """Speech to text; ``options`` are ``TranscriptionOptions`` fields (language, task...).
+
+        ``stream=True`` gives the text as each chunk of the audio is done: ``for`` over
+        ``TranscriptDelta`` events, then one ``TranscriptDone`` with the whole text.
+        """
+        build = core.transcribe_stream if stream else core.transcribe
         return self._request(
-            core.transcribe(audio, model, engine, options), RequestOptions(timeout, extra_headers)
+            build(audio, model, engine, options), RequestOptions(timeout, extra_headers)
         )
 
     def classify(
@@ -108,6 +126,12 @@ class Sonaray:
             core.detect_speech(audio, model, options), RequestOptions(timeout, extra_headers)
         )
 
+    @overload
+    def speak(self, text: str, *, stream: Literal[False] = False, **kwargs: Any) -> AudioBytes: ...
+
+    @overload
+    def speak(self, text: str, *, stream: Literal[True], **kwargs: Any) -> AudioStream: ...
+
     def speak(
         self,
         text: str,
@@ -115,18 +139,26 @@ class Sonaray:
         model: str | None = None,
         response_format: AudioFormat = "wav",
         reference: AudioInput | None = None,
+        stream: bool = False,
         timeout: Timeout = None,
         extra_headers: Headers = None,
         **options: Any,
-    ) -> AudioBytes:
+    ) -> AudioBytes | AudioStream:
         """Text to encoded audio; ``options`` are ``SpeechOptions`` fields (voice, speed, seed).
 
         ``reference``: a clip whose voice to clone (a model with an x-vector model).
+        ``stream=True`` gives the audio sentence by sentence as it is synthesized: ``for``
+        over its byte chunks (``sampling_rate`` says the rate; wav has a streaming header).
+        A cloned voice does not stream yet.
         """
-        return self._request(
-            core.speak(text, model, response_format, options, reference),
-            RequestOptions(timeout, extra_headers),
+        if stream and reference is not None:
+            raise ValueError("a cloned voice (reference=...) cannot stream yet")
+        call = (
+            core.speak_stream(text, model, response_format, options)
+            if stream
+            else core.speak(text, model, response_format, options, reference)
         )
+        return self._request(call, RequestOptions(timeout, extra_headers))
 
     def speak_to_file(
         self,
@@ -181,6 +213,26 @@ class Sonaray:
             core.run_pipeline(name, audio, options), RequestOptions(timeout, extra_headers)
         )
 
+    def realtime(
+        self,
+        intent: Intent = "transcription",
+        *,
+        model: str | None = None,
+        sampling_rate: int = 24000,
+        language: str | None = None,
+        turn_detection: Mapping[str, Any] | Literal["server_vad"] | None = "server_vad",
+        voice: str | None = None,
+        session: Mapping[str, Any] | None = None,
+    ) -> RealtimeSession:
+        """A live session over ``/v1/realtime``, opened by ``with``: see ``RealtimeOptions``.
+
+        ``intent`` "transcription" transcribes each turn; "conversation" also speaks a reply.
+        """
+        options = RealtimeOptions(
+            intent, model, sampling_rate, language, turn_detection, voice, session
+        )
+        return RealtimeSession(self.settings, options)
+
     def models(self, *, timeout: Timeout = None, extra_headers: Headers = None) -> ModelList:
         """The models the cluster serves."""
         return self._request(core.list_models(), RequestOptions(timeout, extra_headers))
@@ -204,7 +256,10 @@ class Sonaray:
     def _send_once(self, call: core.ApiCall[T], options: RequestOptions) -> T:
         request = call.build(self._http, self.settings, options)
         try:
-            response = self._http.send(request)
+            response = self._http.send(request, stream=call.stream)
+            if call.stream and not response.is_success:
+                response.read()
+                response.close()
         except httpx.TransportError as exc:
             raise core.connection_error(exc, request) from exc
         return core.finish(call, response)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Generic, Literal, TypeVar
 from urllib.parse import quote
@@ -27,6 +27,13 @@ from sonaray_client.errors import (
 )
 from sonaray_client.response import AudioBytes, attach
 from sonaray_client.retry import RetryPolicy
+from sonaray_client.streaming import (
+    AudioStream,
+    SSEDecoder,
+    Stream,
+    TranscriptEvent,
+    transcript_events,
+)
 from sonaray_client.types import (
     AUDIO_FORMATS,
     AudioFormat,
@@ -111,7 +118,8 @@ class ApiCall(Generic[T]):
     """One API request, ready to send any number of times, and how to read its answer.
 
     ``audio_seconds`` is how much audio the server must take in or produce, which sizes the
-    default timeout.
+    default timeout. A ``stream`` call's body is left unread for ``parse`` to stream (an
+    error's body is read before ``finish``).
     """
 
     method: str
@@ -121,6 +129,7 @@ class ApiCall(Generic[T]):
     data: dict[str, str] | None = None
     files: dict[str, tuple[str, bytes, str]] | None = None
     audio_seconds: float = 0.0
+    stream: bool = False
 
     def build(
         self,
@@ -214,6 +223,19 @@ def transcribe(
     return _audio_call(f"/v1/{engine}", audio, model, opts, _parse_as(Transcription))
 
 
+def transcribe_stream(
+    audio: AudioInput, model: str | None, engine: Engine, options: Mapping[str, Any]
+) -> ApiCall[Stream[TranscriptEvent]]:
+    """``transcribe`` answered as SSE: a delta per chunk of audio as it finishes, then done."""
+    call = transcribe(audio, model, engine, options)
+    return replace(
+        call,
+        parse=lambda response: Stream(response, transcript_events(SSEDecoder())),
+        data={**(call.data or {}), "stream": "true"},
+        stream=True,
+    )
+
+
 def classify(
     audio: AudioInput, model: str | None, options: Mapping[str, Any]
 ) -> ApiCall[Classification]:
@@ -243,6 +265,19 @@ def speak(
     files = {"reference_audio": to_upload(reference).as_file()}
     data = {"options": json.dumps(body)}
     return ApiCall("POST", "/v1/tts", AudioBytes.of, data=data, files=files)
+
+
+def speak_stream(
+    text: str, model: str | None, response_format: AudioFormat, options: Mapping[str, Any]
+) -> ApiCall[AudioStream]:
+    """``speak`` as a chunked body: each sentence's audio as soon as it is synthesized."""
+    call = speak(text, model, response_format, options)
+    return replace(
+        call,
+        parse=lambda response: AudioStream(response, response_format),
+        json={**(call.json or {}), "stream": True},
+        stream=True,
+    )
 
 
 def generate_audio(

@@ -53,6 +53,21 @@ class APIResponseValidationError(APIError):
     """The server answered 2xx with a body that does not match the wire type."""
 
 
+class APIStreamError(APIError):
+    """The server reported an ``error`` event inside a stream or a realtime session.
+
+    ``type``, ``code`` and ``param`` are the event's; ``status_code`` the HTTP status the
+    same failure has on a plain request, where its type tells it.
+    """
+
+    def __init__(self, error: dict[str, Any]) -> None:
+        super().__init__(str(error.get("message") or "the stream failed"))
+        self.type: str | None = error.get("type")
+        self.code: str | None = error.get("code")
+        self.param: str | None = error.get("param")
+        self.status_code: int | None = _ERROR_TYPE_STATUS.get(self.type or "")
+
+
 class APIStatusError(APIError):
     """The server answered with a 4xx/5xx status and (usually) a JSON error envelope."""
 
@@ -123,6 +138,15 @@ _STATUS_ERRORS: dict[int, type[APIStatusError]] = {
 }
 
 
+# The JSON error envelope's ``type`` for each status a stream's error event may carry.
+_ERROR_TYPE_STATUS = {
+    "invalid_request_error": 400,
+    "authentication_error": 401,
+    "overloaded_error": 503,
+    "server_error": 500,
+}
+
+
 def status_error(response: httpx.Response) -> APIStatusError:
     """The typed exception for a non-2xx ``response`` (whose body has been read)."""
     try:
@@ -173,7 +197,7 @@ _REFUSALS = frozenset({401, 403, 429, 502, 503, 504})
 
 def is_refusal(exc: BaseException) -> bool:
     """True when the server was unreachable or refused the caller (not the input)."""
-    if isinstance(exc, APIStatusError):
+    if isinstance(exc, APIStatusError | APIStreamError):
         return exc.status_code in _REFUSALS
     return isinstance(exc, APIConnectionError)
 

@@ -25,7 +25,14 @@ from deployments.router.service import SonarayService
 
 logger = logging.getLogger("ray.serve")
 
-OPEN_PATHS = {"/healthz", "/docs", "/redoc", "/openapi.json", "/docs/oauth2-redirect"}
+OPEN_PATHS = {
+    "/healthz",
+    "/docs",
+    "/redoc",
+    "/openapi.json",
+    "/docs/oauth2-redirect",
+    "/playground",  # a static page: the key is typed into it, and sent by its requests
+}
 REQUEST_ID = "x-request-id"
 
 ERROR_RESPONSES = {

@@ -9,7 +9,7 @@ from ray.serve.handle import DeploymentHandle
 from ray.serve.metrics import Counter
 
 from deployments.config import SonarayArgs
-from deployments.router import hf_api, native, openai_api, voices
+from deployments.router import hf_api, native, openai_api, playground, voices
 from deployments.router.http import create_app, install_service, load_api_keys
 from deployments.router.realtime import route as realtime
 from deployments.router.service import SonarayService
@@ -22,6 +22,7 @@ app.include_router(openai_api.router)
 app.include_router(voices.router)
 app.include_router(hf_api.router)
 app.include_router(realtime.router)
+app.include_router(playground.router)
 
 
 @serve.deployment

@@ -23,7 +23,7 @@ from deployments.audio import ENCODINGS, encode_audio, output_rate
 from deployments.errors import InvalidRequest
 from deployments.protocol import AudioItem, TaskSpec, TextItem, tasks_where
 from deployments.router.http import ERROR_RESPONSES, Service
-from deployments.router.streaming import speech_stream
+from deployments.router.streaming import speech_stream, transcript_stream
 from deployments.router.voices import (
     check_streamable,
     parse_fields,
@@ -37,6 +37,9 @@ router = APIRouter(responses=ERROR_RESPONSES)
 FileField = Annotated[UploadFile, File(description="Audio file (wav, flac, ogg, mp3, m4a, ...).")]
 ModelField = Annotated[str | None, Form(description="Model name; the task's default if omitted.")]
 OptionsField = Annotated[str | None, Form(description="Task options as a JSON object.")]
+StreamField = Annotated[
+    bool, Form(description="Transcription only: SSE transcript.text.delta events, then .done.")
+]
 AUDIO_RESPONSE = {
     200: {
         "content": {
@@ -109,12 +112,20 @@ def _add_audio_route(spec: TaskSpec) -> None:
     """
 
     async def route(
-        service: Service, file: FileField, model: ModelField = None, options: OptionsField = None
+        service: Service,
+        file: FileField,
+        model: ModelField = None,
+        options: OptionsField = None,
+        stream: StreamField = False,
     ):
         parsed = parse_options(options, spec.options)
+        if stream and not spec.transcribes:
+            raise InvalidRequest(f"/v1/{spec.id} does not stream", param="stream")
         target = service.target(spec.id, model)
         data = await read_upload(file, service)
         audio = await service.decode(data, file.filename, target)
+        if stream:
+            return await transcript_stream(service, audio, parsed, target)
         if spec.transcribes:
             return await service.transcribe(audio, parsed, target)
         return await service.call(target, AudioItem(audio.audio, audio.sampling_rate, parsed))

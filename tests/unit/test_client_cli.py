@@ -270,6 +270,7 @@ def test_speak_reads_text_from_stdin_and_writes_audio_to_stdout():
         "speed": 1.25,
         "seed": 7,
         "response_format": "mp3",
+        "stream": True,  # to stdout, each sentence is written as it comes
     }
 
 

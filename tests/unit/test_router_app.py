@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 
@@ -100,3 +101,10 @@ def test_language_names_are_whispers_own():
     from transformers.models.whisper.tokenization_whisper import LANGUAGES
 
     assert WHISPER_LANGUAGES == LANGUAGES and len(WHISPER_LANGUAGES) == 100
+
+
+def test_playground_page_is_served_and_loads_nothing_from_elsewhere():
+    page = TestClient(cloudpickle.loads(cloudpickle.dumps(app))).get("/playground")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert "/v1/realtime" in page.text and "/v1/audio/speech" in page.text
+    assert not re.search(r"""(src|href)=["']?(https?:)?//""", page.text), "offline clusters"

@@ -6,7 +6,7 @@ from __future__ import annotations
 from importlib.metadata import entry_points
 
 # Importing a command module registers its commands on ``app``.
-from sonaray_client.cli import analysis, cluster, synthesis, transcribe  # noqa: F401
+from sonaray_client.cli import analysis, cluster, listen, synthesis, transcribe  # noqa: F401
 from sonaray_client.cli.app import CliState, ExitCode, app, err_console, models_app
 
 __all__ = ["CliState", "ExitCode", "app", "main"]

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from sonaray_client.batch import STDOUT
 from sonaray_client.cli.app import (
     FormatOption,
     ModelOption,
@@ -20,11 +21,15 @@ from sonaray_client.cli.app import (
     write_audio,
 )
 
+# The formats the server can send before the whole audio exists.
+STREAMED_FORMATS = ("wav", "pcm", "mp3", "ogg")
+
 
 @app.command(
     epilog=example(
         'sonaray speak "Hello there." -o hello.flac --voice joe --speed 1.2',
         "cat note.txt | sonaray speak -o - -f mp3 --seed 7 > note.mp3",
+        'sonaray speak "Hi. Playing while it speaks." -o - -f pcm | aplay -f S16_LE -r 22050',
     )
 )
 @reports_errors
@@ -42,13 +47,25 @@ def speak(
         typer.Option(exists=True, dir_okay=False, help="Audio clip of a voice to clone."),
     ] = None,
 ) -> None:
-    """Synthesize speech into a file (or stdout) in wav, flac, mp3, ogg or pcm."""
+    """Synthesize speech into a file (or stdout) in wav, flac, mp3, ogg or pcm.
+
+    To stdout (-o -) the audio streams: each sentence is written as soon as it is
+    synthesized (flac, which needs the whole, comes at the end; a cloned voice comes whole).
+    """
     options = given(voice=voice, speed=speed, seed=seed, reference=reference)
     words = text_or_stdin(text)
+    response_format = audio_format(fmt, output)
     with ctx.obj.client() as client:
-        audio = client.speak(
-            words, model=model, response_format=audio_format(fmt, output), **options
-        )
+        if output == STDOUT and response_format in STREAMED_FORMATS and reference is None:
+            out = typer.get_binary_stream("stdout")
+            with client.speak(
+                words, model=model, response_format=response_format, stream=True, **options
+            ) as chunks:
+                for chunk in chunks:
+                    out.write(chunk)
+                    out.flush()
+            return
+        audio = client.speak(words, model=model, response_format=response_format, **options)
     write_audio(audio, output)
 
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
 
-from sonaray_client.batch import plan_jobs, run_jobs, transcribe_progress
+from sonaray_client.batch import STDIN, PlanError, plan_jobs, run_jobs, transcribe_progress
 from sonaray_client.cli.app import (
     ExitCode,
     ModelOption,
@@ -24,6 +24,7 @@ from sonaray_client.cli.app import (
 )
 from sonaray_client.core import Engine
 from sonaray_client.errors import describe_error
+from sonaray_client.streaming import TranscriptDelta
 from sonaray_client.subtitles import CueLayout
 from sonaray_client.transcript_formats import FormatChoice, expand
 from sonaray_client.types import TranscriptionOptions
@@ -35,6 +36,7 @@ from sonaray_client.types import TranscriptionOptions
         "--max-line-count 2",
         "cat a.wav | sonaray transcribe - -f json",
         "sonaray transcribe clip.mp3 -f all --word-timestamps --language en --overwrite",
+        "sonaray transcribe --stream lecture.flac",
     )
 )
 @reports_errors
@@ -74,11 +76,16 @@ def transcribe(
     max_words_per_line: Annotated[
         int | None, typer.Option(min=1, help="Words per subtitle line.")
     ] = None,
+    stream: Annotated[
+        bool,
+        typer.Option("--stream", help="One input: print its text to stdout as it arrives."),
+    ] = False,
 ) -> None:
     """Transcribe files, writing NAME.txt|srt|vtt|tsv|json beside each (or in --output-dir).
 
     Outputs that exist already are skipped (and listed) unless --overwrite. Subtitle line
-    limits regroup the words, so they turn on --word-timestamps.
+    limits regroup the words, so they turn on --word-timestamps. With --stream, the text of
+    each chunk of a long recording is printed as soon as it is done.
     """
     layout = CueLayout(max_line_width, max_line_count, max_words_per_line)
     options = given(
@@ -90,6 +97,9 @@ def transcribe(
         timestamps="word" if word_timestamps or layout.regroups else None,
     )
     TranscriptionOptions(**options)  # a bad option fails here, before anything is read
+    if stream:
+        print_stream(ctx, inputs, model=model, engine=engine, **options)
+        return
     plan = plan_jobs(
         inputs,
         expand(fmt),
@@ -133,3 +143,15 @@ def transcribe(
         codes = {exit_code_for(exc) for _, exc in result.failed}
         refused = ExitCode.SERVER_UNAVAILABLE in codes
         raise typer.Exit(ExitCode.SERVER_UNAVAILABLE if refused else ExitCode.INPUTS_FAILED)
+
+
+def print_stream(ctx: typer.Context, inputs: list[str], **kwargs: Any) -> None:
+    """``transcribe --stream``: one input's text on stdout, delta by delta."""
+    if len(inputs) != 1 or Path(inputs[0]).is_dir():
+        raise PlanError("--stream takes one file (or - for stdin)")
+    audio = read_stdin_bytes() if inputs[0] == STDIN else Path(inputs[0])
+    with ctx.obj.client() as client, client.transcribe(audio, stream=True, **kwargs) as events:
+        for event in events:
+            if isinstance(event, TranscriptDelta):
+                typer.echo(event.delta, nl=False)  # click flushes each echo
+    typer.echo()

@@ -279,6 +279,7 @@ class RealtimeSession:
     async def _detect_turns(self) -> None:
         if self.vad is None:
             return
+        scored = self.audio.total  # audio appended while the first call runs is scored too
         try:  # a fresh state: also tells whether this model can score a live stream
             first = await self._call(self.vad, VadBlock(np.zeros(0, np.float32), self.rate))
         except InvalidRequest as exc:
@@ -287,7 +288,7 @@ class RealtimeSession:
                 self.settings = replace(self.settings, turns=None)
                 await self.send(ev.server_event("session.updated", session=self.settings.to_wire()))
             return
-        window, state, scored = first.window, None, self.audio.total
+        window, state = first.window, None
         block = VAD_BLOCK_WINDOWS * window
         while True:
             await self._new_audio.wait()
