@@ -26,14 +26,14 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+sys.path[:0] = [str(REPO), str(REPO / "tests")]
 
 from sonaray_client.types import TranscriptionOptions  # noqa: E402
+from speech import SENTENCES, long_clip, synthesize  # noqa: E402
 
 from deployments.models import store  # noqa: E402
-from deployments.tasks.base import AudioItem  # noqa: E402
+from deployments.protocol import AudioItem  # noqa: E402
 from deployments.tasks.seq2seq import WhisperEngine  # noqa: E402
-from tests.speech import SENTENCES, long_clip, synthesize  # noqa: E402
 
 RESULTS = REPO / "benchmarks" / "results" / "asr_batching.json"
 SR = 16000

@@ -11,6 +11,7 @@ import shutil
 
 import numpy as np
 import pytest
+from audio_task_fixtures import SR, clips, nan_clip
 from sonaray_client.types import Transcription, TranscriptionOptions
 
 from deployments.errors import ConfigError, InvalidAudio, InvalidRequest, PayloadTooLarge
@@ -18,7 +19,6 @@ from deployments.models.ct2_cache import ct2_model_dir
 from deployments.protocol import AudioItem
 from deployments.tasks.registry import load_engine
 from deployments.tasks.whisper_timestamps import plan_chunks, split_timestamped
-from tests.audio_task_fixtures import SR, clips, nan_clip
 
 TS = 50363  # <|0.00|> in the tiny.en vocabulary the tiny model shares
 EOT = 50256

@@ -13,10 +13,10 @@ import warnings
 import numpy as np
 import pytest
 from sonaray_client.types import TranscriptionOptions
+from speech import SENTENCES, long_clip, synthesize
 
 from deployments.protocol import AudioItem
 from deployments.tasks.registry import load_engine
-from tests.speech import SENTENCES, long_clip, synthesize
 
 pytestmark = pytest.mark.slow
 

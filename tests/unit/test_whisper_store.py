@@ -11,11 +11,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from speech import SENTENCES, synthesize
 from transformers import AutoModelForSpeechSeq2Seq, AutoProcessor
 
 from deployments.models import store
 from deployments.models.builders import whisper
-from tests.speech import SENTENCES, synthesize
 
 SR = 16000
 CLIPS = SENTENCES[:3]
