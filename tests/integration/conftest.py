@@ -3,10 +3,21 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import httpx
 import pytest
 from serve_cluster import LOGICAL_GPUS, session_config
+
+
+TESTS = Path(__file__).resolve().parents[1]
+
+
+def worker_env() -> dict[str, str]:
+    """The model store, and the test tree on the path: the ``faults`` app's engines live in
+    tests/fault_engines.py and replicas import them by name."""
+    path = os.pathsep.join(p for p in (str(TESTS), os.environ.get("PYTHONPATH", "")) if p)
+    return {"SONARAY_MODEL_STORE": os.environ["SONARAY_MODEL_STORE"], "PYTHONPATH": path}
 
 
 @pytest.fixture(scope="session")
@@ -21,7 +32,7 @@ def ray_session():
         include_dashboard=False,
         log_to_driver=False,  # replica logs stay in /tmp/ray/session_latest/logs
         namespace="serve",
-        runtime_env={"env_vars": {"SONARAY_MODEL_STORE": os.environ["SONARAY_MODEL_STORE"]}},
+        runtime_env={"env_vars": worker_env()},
     )
     yield ray
     serve.shutdown()
