@@ -9,7 +9,6 @@ import httpx
 import pytest
 from serve_cluster import LOGICAL_GPUS, session_config
 
-
 TESTS = Path(__file__).resolve().parents[1]
 
 
