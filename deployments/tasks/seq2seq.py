@@ -13,8 +13,8 @@ requests and a request's result does not depend on what else is in its batch.
 
 Each chunk passes a no-speech gate, because Whisper hallucinates ("you", "Thank you.")
 on silence and low noise, worst with beam search and prompts:
-1. energy: a chunk whose loudest 20 ms frame is below ``silence_threshold_db`` is never
-   decoded;
+1. energy: a chunk whose loudest 20 ms frame is below ``silence_threshold_db``, or that
+   is shorter than ``MIN_SPEECH_SECONDS`` (too short to hold a word), is never decoded;
 2. Whisper's rule: ``no_speech_prob > no_speech_threshold`` and either the chunk's
    average token log-probability ``< logprob_threshold`` or its text's compression ratio
    ``> compression_ratio_threshold`` (a repetition loop) drops the chunk's text. These
@@ -43,6 +43,9 @@ from deployments.tasks.whisper_tokens import ChunkResult, WhisperVocab
 CHUNK_SECONDS = 30.0
 # Whisper counts window offsets (OpenAI's `seek`) in 10 ms mel frames.
 FRAMES_PER_SECOND = 100
+
+# Whisper hears a word ("you") in a few milliseconds of anything; no real word is this short.
+MIN_SPEECH_SECONDS = 0.1
 
 
 @dataclass
@@ -152,7 +155,10 @@ class ChunkedWhisperEngine:
             for start, end in plan_chunks(audio, self.sampling_rate, max_seconds=CHUNK_SECONDS)
         ]
         loud = [
-            c for c in chunks if peak_dbfs(c.audio, self.sampling_rate) >= self.silence_threshold_db
+            c
+            for c in chunks
+            if len(c.audio) >= MIN_SPEECH_SECONDS * self.sampling_rate
+            and peak_dbfs(c.audio, self.sampling_rate) >= self.silence_threshold_db
         ]
         with self._lock:
             detected = self._detect_languages(loud, [o for _, o in checked])

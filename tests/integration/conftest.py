@@ -12,11 +12,12 @@ from serve_cluster import LOGICAL_GPUS, session_config
 TESTS = Path(__file__).resolve().parents[1]
 
 
-def worker_env() -> dict[str, str]:
-    """The model store, and the test tree on the path: the ``faults`` app's engines live in
-    tests/fault_engines.py and replicas import them by name."""
-    path = os.pathsep.join(p for p in (str(TESTS), os.environ.get("PYTHONPATH", "")) if p)
-    return {"SONARAY_MODEL_STORE": os.environ["SONARAY_MODEL_STORE"], "PYTHONPATH": path}
+def put_tests_on_worker_path() -> None:
+    """Replicas import the ``faults`` app's engines (tests/fault_engines.py) by name: the
+    local Ray's workers inherit this process's environment. (A ``PYTHONPATH`` in
+    ``runtime_env`` instead kept Serve's proxy actor from starting.)"""
+    paths = [str(TESTS), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
+    os.environ["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
 
 
 @pytest.fixture(scope="session")
@@ -24,6 +25,7 @@ def ray_session():
     import ray
     from ray import serve
 
+    put_tests_on_worker_path()
     ray.init(
         address="local",  # always a fresh cluster, never one left in /tmp/ray
         num_cpus=8,
@@ -31,7 +33,7 @@ def ray_session():
         include_dashboard=False,
         log_to_driver=False,  # replica logs stay in /tmp/ray/session_latest/logs
         namespace="serve",
-        runtime_env={"env_vars": worker_env()},
+        runtime_env={"env_vars": {"SONARAY_MODEL_STORE": os.environ["SONARAY_MODEL_STORE"]}},
     )
     yield ray
     serve.shutdown()
