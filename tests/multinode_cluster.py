@@ -45,8 +45,11 @@ def main() -> dict:
     )
     groups = {}
     for group in spec["workerGroupSpecs"]:
-        node = cluster.add_node(**node_args(group["rayStartParams"]))
-        groups[node.node_id] = group["groupName"]
+        # As KubeRay starts them: minReplicas pods of each group (the GPU group needs two
+        # once the default tasks' GPU shares add up to more than one card).
+        for _ in range(max(1, group.get("minReplicas", 1))):
+            node = cluster.add_node(**node_args(group["rayStartParams"]))
+            groups[node.node_id] = group["groupName"]
     try:
         ray.init(address=cluster.address, namespace="serve", log_to_driver=False)
         raw = yaml.safe_load(manifest["spec"]["serveConfigV2"])
