@@ -80,7 +80,7 @@ def main() -> dict:
             f"{base}/v1/seq2seq", files={"file": ("a.wav", buf.getvalue())}, timeout=300
         )
         return {
-            "groups": sorted(groups.values()),
+            "groups": sorted(set(groups.values())),
             "placement": placement,
             "status": reply.status_code,
             "text": reply.json().get("text", reply.text),
