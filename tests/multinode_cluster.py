@@ -22,6 +22,7 @@ from ray.cluster_utils import Cluster
 from ray.serve.schema import ServeDeploySchema
 
 from deployments.launch import deploy_config
+from deployments.protocol import TASKS
 
 REPO = Path(__file__).resolve().parents[1]
 PORT = 8124
@@ -59,7 +60,7 @@ def main() -> dict:
         placement = {}
         for app in raw["applications"]:
             for dep in app["deployments"]:
-                if dep["name"] == "Router":
+                if dep["name"] not in TASKS:  # the Router and the LoadBoard
                     continue
                 info = (
                     serve.get_deployment_handle(dep["name"], app_name=app["name"])
