@@ -79,7 +79,7 @@ def test_long_clip_transcribed_completely_with_sentence_timestamps(tiny_en):
     assert normalized(result.text) == normalized(" ".join(text for _, _, text in truth))
     starts = np.array([start for start, _, _ in truth])
     ends = np.array([end for _, end, _ in truth])
-    tokenizer = tiny_en.decoder.tokenizer
+    tokenizer = tiny_en.vocab.tokenizer
     for seg in result.segments:
         assert np.abs(starts - seg.start).min() <= 0.5, seg
         assert np.abs(ends - seg.end).min() <= 0.5, seg
