@@ -3,12 +3,14 @@
 A head node (the Router, the LoadBoard, the only HTTP proxy) and two worker nodes (the
 task replicas) run the default real models: Whisper tiny.en, Silero VAD, the Piper voice.
 Client loops send short and long transcriptions, TTS, the speech-to-speech pipeline, bad
-inputs, and SDK calls. On a schedule the soak kills a task replica, the Router replica,
-and a whole worker node (then adds a fresh one, as Kubernetes would). It reports
-requests sent / answered / lost (sent, and no HTTP answer: must be 0), errors by status
-and cause, p50/p95 latency per minute, the recovery time after each kill (until the last
-failed answer caused by it), and RSS per replica over time (growth past 10 % after
-warm-up is flagged as a leak); writes results/soak.json and results/soak.png.
+inputs, streamed transcriptions and streamed speech (OpenAI routes, SSE), and SDK calls.
+On a schedule the soak kills a task replica, the Router replica, and a whole worker node
+(then adds a fresh one, as Kubernetes would). It reports requests sent / answered / lost
+(sent, and no HTTP answer, or a stream that stopped with neither its done event nor an
+error event: must be 0), errors by status and cause, p50/p95 latency per minute, the
+recovery time after each kill (until the last failed answer caused by it), and RSS per
+replica over time (growth past 10 % after warm-up is flagged as a leak); writes
+results/soak.json and results/soak.png.
 
     .venv/bin/python benchmarks/soak.py --quick     # ~3 minutes of load
     .venv/bin/python benchmarks/soak.py             # 25 minutes
@@ -17,6 +19,7 @@ warm-up is flagged as a leak); writes results/soak.json and results/soak.png.
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 import sys
 import threading
@@ -36,12 +39,16 @@ CLIENTS = 6
 SDK_CLIENTS = 2
 # (share of requests, kind); bad inputs expect a 400, everything else a 200.
 MIX = [
-    (0.35, "short"),
+    (0.3, "short"),
     (0.1, "long"),
-    (0.25, "tts"),
+    (0.2, "tts"),
     (0.1, "pipeline"),
     (0.1, "bad"),
+    (0.1, "stream_asr"),
+    (0.1, "stream_tts"),
 ]
+# The event that ends each streamed kind when it completes.
+DONE_EVENT = {"stream_asr": "transcript.text.done", "stream_tts": "speech.audio.done"}
 
 
 @dataclass
@@ -49,8 +56,12 @@ class Outcome:
     kind: str
     sent: float  # seconds since the load started
     done: float
-    status: int | None  # None: no HTTP answer (lost)
-    cause: str  # error code from the envelope, or the transport error
+    status: int | None  # None: no HTTP answer, or a stream cut without an ending (lost)
+    cause: str  # error code from the envelope or error event, or the transport error
+
+    @property
+    def ok(self) -> bool:
+        return self.status == expected(self.kind) and (self.kind == "bad" or not self.cause)
 
 
 def cluster_config():
@@ -94,6 +105,25 @@ def requests_by_kind() -> dict[str, Any]:
         "tts": ("/v1/tts", {"json": {"input": SENTENCES[1], "response_format": "wav"}}),
         "pipeline": ("/v1/pipelines/speech-to-speech", {"files": {"file": ("a.wav", short)}}),
         "bad": ("/v1/seq2seq", {"files": {"file": ("a.wav", b"RIFF not really audio")}}),
+        "stream_asr": (
+            "/v1/audio/transcriptions",
+            {
+                "files": {"file": ("long.wav", harness.wav_bytes(long_audio, 16000))},
+                "data": {"model": "whisper-1", "stream": "true"},
+            },
+        ),
+        "stream_tts": (
+            "/v1/audio/speech",
+            {
+                "json": {
+                    "model": "tts-1",
+                    "voice": "alloy",
+                    "input": f"{SENTENCES[1]} {SENTENCES[2]}",
+                    "response_format": "pcm",
+                    "stream_format": "sse",
+                }
+            },
+        ),
         "sdk": short,
     }
 
@@ -110,12 +140,33 @@ async def client_loop(base: str, reqs: dict, out: list[Outcome], t0: float, unti
             path, body = reqs[kind]
             sent = time.monotonic() - t0
             try:
-                r = await http.post(path, **body)
-                status = r.status_code
-                cause = "" if status < 400 else _code(r)
+                if kind in DONE_EVENT:
+                    status, cause = await _streamed(http, path, body, DONE_EVENT[kind])
+                else:
+                    r = await http.post(path, **body)
+                    status = r.status_code
+                    cause = "" if status < 400 else _code(r)
             except httpx.TransportError as exc:
                 status, cause = None, type(exc).__name__
             out.append(Outcome(kind, sent, time.monotonic() - t0, status, cause))
+
+
+async def _streamed(http: httpx.AsyncClient, path: str, body: dict, done: str):
+    """(status, cause) of one SSE request read to its end: a 200 stream must end with its
+    done event or an ``error`` event; one that stops with neither is lost (None)."""
+    async with http.stream("POST", path, **body) as r:
+        if r.status_code >= 400:
+            await r.aread()
+            return r.status_code, _code(r)
+        last = None
+        async for line in r.aiter_lines():
+            if line.startswith("data:"):
+                last = json.loads(line.removeprefix("data:"))
+    if last is not None and last.get("type") == done:
+        return 200, ""
+    if last is not None and last.get("type") == "error":
+        return 200, f"error event: {last['error'].get('code') or last['error'].get('type')}"
+    return None, "stream cut"
 
 
 async def sdk_loop(base: str, clip: bytes, out: list[Outcome], t0: float, until: float):
@@ -218,7 +269,7 @@ def per_minute(outcomes: list[Outcome]) -> list[dict]:
     for o in outcomes:
         by_minute[int(o.sent // 60)].append(o)
     for minute in sorted(by_minute):
-        ok = [o.done - o.sent for o in by_minute[minute] if o.status == expected(o.kind)]
+        ok = [o.done - o.sent for o in by_minute[minute] if o.ok]
         rows.append(
             {
                 "minute": minute,
@@ -238,9 +289,7 @@ def recoveries(outcomes: list[Outcome], kills: list[dict], window_s: float = 90)
     for i, kill in enumerate(kills):
         end = kills[i + 1]["t"] if i + 1 < len(kills) else kill["t"] + window_s
         failed = [
-            o
-            for o in outcomes
-            if kill["t"] <= o.done < min(end, kill["t"] + window_s) and o.status != expected(o.kind)
+            o for o in outcomes if kill["t"] <= o.done < min(end, kill["t"] + window_s) and not o.ok
         ]
         last = max((o.done for o in failed), default=kill["t"])
         rows.append(
@@ -285,14 +334,10 @@ def plot(outcomes: list[Outcome], samples: list[dict], kills: list[dict], path) 
 
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(10, 7), sharex=True)
     for kind in sorted({o.kind for o in outcomes}):
-        ok = [
-            (o.sent, o.done - o.sent)
-            for o in outcomes
-            if o.kind == kind and o.status == expected(o.kind)
-        ]
+        ok = [(o.sent, o.done - o.sent) for o in outcomes if o.kind == kind and o.ok]
         if ok:
             top.scatter(*zip(*ok, strict=True), s=6, label=kind)
-    bad = [(o.sent, o.done - o.sent) for o in outcomes if o.status != expected(o.kind)]
+    bad = [(o.sent, o.done - o.sent) for o in outcomes if not o.ok]
     if bad:
         top.scatter(*zip(*bad, strict=True), s=14, marker="x", color="red", label="failed")
     top.set_ylabel("latency (s)")
@@ -366,7 +411,7 @@ def run(args) -> dict[str, Any]:
 
     answered = [o for o in outcomes if o.status is not None]
     lost = [o for o in outcomes if o.status is None]
-    errors = Counter(f"{o.status} {o.cause}" for o in outcomes if o.status != expected(o.kind))
+    errors = Counter(f"{o.status} {o.cause}" for o in outcomes if not o.ok)
     minutes = per_minute(outcomes)
     recovery = recoveries(outcomes, kills)
     memory = leaks(samples, warm_up_s=60 if args.quick else 180, min_span_s=30)
@@ -379,7 +424,7 @@ def run(args) -> dict[str, Any]:
         "sent": len(outcomes),
         "answered": len(answered),
         "lost": len(lost),
-        "as_expected": sum(o.status == expected(o.kind) for o in outcomes),
+        "as_expected": sum(o.ok for o in outcomes),
         "by_kind": dict(Counter(o.kind for o in outcomes)),
     }
     print(f"\n{totals}\nerrors: {dict(errors)}")

@@ -61,17 +61,41 @@ def ct2_device(prefer: str | None) -> str:
 class CT2WhisperDecoder:
     """Batched decoding for one CTranslate2 Whisper model and its vocabulary."""
 
-    def __init__(self, model, vocab: WhisperVocab, *, max_new_tokens: int, floor_db: float):
+    def __init__(
+        self,
+        model,
+        vocab: WhisperVocab,
+        *,
+        max_new_tokens: int,
+        floor_db: float,
+        encode_batch_size: int | None,
+    ):
         self.model = model
         self.vocab = vocab
         self.max_new_tokens = max_new_tokens
         self.floor_db = floor_db
+        self.encode_batch_size = encode_batch_size  # 0 or None: the whole batch at once
 
     def _encode(self, audios: list[np.ndarray]):
+        """The encoder output of a batch of chunks, encoded ``encode_batch_size`` at a time.
+
+        On CPU a batched encode costs more per chunk than one chunk at a time (each chunk
+        is a full 30 s window and the activations outgrow the cache), so the chunks are
+        encoded one by one and their outputs stacked for one batched ``generate``.
+        """
         import ctranslate2
 
         features = np.ascontiguousarray(self.vocab.features(audios), dtype=np.float32)
-        return self.model.encode(ctranslate2.StorageView.from_array(features))
+        step = self.encode_batch_size or len(features)
+        if step >= len(features):
+            return self.model.encode(ctranslate2.StorageView.from_array(features))
+        parts = [
+            np.asarray(
+                self.model.encode(ctranslate2.StorageView.from_array(features[lo : lo + step]))
+            )
+            for lo in range(0, len(features), step)
+        ]
+        return ctranslate2.StorageView.from_array(np.ascontiguousarray(np.concatenate(parts)))
 
     def detect_language(self, audios: list[np.ndarray]) -> list[tuple[str, float]]:
         """(code, probability) per chunk: CTranslate2's best language token."""
@@ -176,6 +200,7 @@ class CT2WhisperEngine(ChunkedWhisperEngine):
         num_threads: int | None = None,
         max_audio_seconds: float | None = None,
         max_batch_size: int = 16,
+        encode_batch_size: int | None = None,
         max_new_tokens: int = 224,
         silence_threshold_db: float = -50.0,
         no_speech_threshold: float = 0.6,
@@ -206,8 +231,14 @@ class CT2WhisperEngine(ChunkedWhisperEngine):
             # without that it detects no language, so the model serves English only
             logger.warning("%s: CTranslate2 sees an English-only vocabulary", name)
             vocab.multilingual = False
+        if encode_batch_size is None:  # the device's default; see CT2WhisperDecoder._encode
+            encode_batch_size = 1 if self.device == "cpu" else None
         decoder = CT2WhisperDecoder(
-            model, vocab, max_new_tokens=max_new_tokens, floor_db=silence_threshold_db
+            model,
+            vocab,
+            max_new_tokens=max_new_tokens,
+            floor_db=silence_threshold_db,
+            encode_batch_size=encode_batch_size,
         )
         super().__init__(
             decoder,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from functools import partial
 
 import numpy as np
 import pytest
@@ -206,6 +207,20 @@ def test_ct2_conversion_is_cached_not_redone(model_path):
     built = (first / "model.bin").stat().st_mtime_ns
     again = ct2_model_dir(model_path("tiny-whisper"))
     assert again == first and (again / "model.bin").stat().st_mtime_ns == built
+
+
+def test_ct2_encoding_chunk_by_chunk_equals_one_batched_encode(model_path):
+    """On CPU the CT2 engine encodes a batch one chunk at a time and stacks the outputs
+    for one batched generate; the results equal those of one batched encode."""
+    load = partial(
+        load_engine, "seq2seq", "ctranslate2", model_path("tiny-whisper"), name="tiny-whisper"
+    )
+    by_chunk, whole = load(max_new_tokens=6), load(max_new_tokens=6, encode_batch_size=0)
+    assert by_chunk.decoder.encode_batch_size == 1 and whole.decoder.encode_batch_size == 0
+    batch = items(clips(1.0, 4.5, 41.0, seed=5), language="en", timestamps="word")
+    assert [summary(r) for r in by_chunk.forward(batch)] == [
+        summary(r) for r in whole.forward(batch)
+    ]
 
 
 @pytest.mark.parametrize("compute_type", ["float16", "int4"])
