@@ -69,6 +69,8 @@ def derive_config(
     args = dict(app.args)
     args["models"] = models
     args["pipelines"] = pipelines or {}
+    if (args.get("realtime") or {}).get("pipeline") not in (None, *args["pipelines"]):
+        args.pop("realtime")  # its pipeline is not served here
     tasks = set(SonarayArgs.model_validate(args).tasks)
     app.args = args
     kept = []

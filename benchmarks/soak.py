@@ -3,13 +3,14 @@
 A head node (the Router, the LoadBoard, the only HTTP proxy) and two worker nodes (the
 task replicas) run the default real models: Whisper tiny.en, Silero VAD, the Piper voice.
 Client loops send short and long transcriptions, TTS, the speech-to-speech pipeline, bad
-inputs, streamed transcriptions and streamed speech (OpenAI routes, SSE), and SDK calls.
-On a schedule the soak kills a task replica, the Router replica, and a whole worker node
-(then adds a fresh one, as Kubernetes would). It reports requests sent / answered / lost
-(sent, and no HTTP answer, or a stream that stopped with neither its done event nor an
-error event: must be 0), errors by status and cause, p50/p95 latency per minute, the
-recovery time after each kill (until the last failed answer caused by it), and RSS per
-replica over time (growth past 10 % after warm-up is flagged as a leak); writes
+inputs, streamed transcriptions and streamed speech (OpenAI routes, SSE), and SDK calls;
+like the SDK they honour a refusal's Retry-After. On a schedule the soak kills a task
+replica, the Router replica, and a whole worker node (then adds a fresh one, as
+Kubernetes would). It reports requests sent / answered / lost (sent, and no HTTP answer:
+must be 0), streams cut mid-way (the Router serving them was killed: a failed answer),
+errors by status and cause, p50/p95 latency per minute, per kill the refusals by the time
+bound, the other failed answers and the recovery time (until the last of those), and RSS
+per replica over time (growth past 10 % after warm-up is flagged as a leak); writes
 results/soak.json and results/soak.png.
 
     .venv/bin/python benchmarks/soak.py --quick     # ~3 minutes of load
@@ -139,34 +140,51 @@ async def client_loop(base: str, reqs: dict, out: list[Outcome], t0: float, unti
             kind = random.choices(kinds, weights)[0]
             path, body = reqs[kind]
             sent = time.monotonic() - t0
+            retry_after = 0.0
             try:
                 if kind in DONE_EVENT:
-                    status, cause = await _streamed(http, path, body, DONE_EVENT[kind])
+                    status, cause, retry_after = await _streamed(http, path, body, DONE_EVENT[kind])
                 else:
                     r = await http.post(path, **body)
                     status = r.status_code
                     cause = "" if status < 400 else _code(r)
+                    retry_after = _retry_after(r)
             except httpx.TransportError as exc:
                 status, cause = None, type(exc).__name__
             out.append(Outcome(kind, sent, time.monotonic() - t0, status, cause))
+            # A polite client, like the SDK: a refusal's Retry-After is honoured (capped),
+            # so the load stays near what the cluster serves instead of spinning on 503s.
+            await asyncio.sleep(min(retry_after, 5.0))
+
+
+def _retry_after(response: httpx.Response) -> float:
+    try:
+        return float(response.headers.get("retry-after", 0))
+    except ValueError:
+        return 0.0
 
 
 async def _streamed(http: httpx.AsyncClient, path: str, body: dict, done: str):
-    """(status, cause) of one SSE request read to its end: a 200 stream must end with its
-    done event or an ``error`` event; one that stops with neither is lost (None)."""
+    """(status, cause, retry-after) of one SSE request read to its end. A 200 stream must
+    end with its done event or an ``error`` event; a connection that closes mid-stream
+    (its producer, the Router, was killed) is a failed answer, cause ``stream cut``: the
+    client sees the broken transfer at once, but got no status for it."""
     async with http.stream("POST", path, **body) as r:
         if r.status_code >= 400:
             await r.aread()
-            return r.status_code, _code(r)
+            return r.status_code, _code(r), _retry_after(r)
         last = None
-        async for line in r.aiter_lines():
-            if line.startswith("data:"):
-                last = json.loads(line.removeprefix("data:"))
+        try:
+            async for line in r.aiter_lines():
+                if line.startswith("data:"):
+                    last = json.loads(line.removeprefix("data:"))
+        except httpx.RemoteProtocolError:
+            return 200, "stream cut", 0.0
     if last is not None and last.get("type") == done:
-        return 200, ""
+        return 200, "", 0.0
     if last is not None and last.get("type") == "error":
-        return 200, f"error event: {last['error'].get('code') or last['error'].get('type')}"
-    return None, "stream cut"
+        return 200, f"error event: {last['error'].get('code') or last['error'].get('type')}", 0.0
+    return 200, "stream cut", 0.0
 
 
 async def sdk_loop(base: str, clip: bytes, out: list[Outcome], t0: float, until: float):
@@ -282,19 +300,26 @@ def per_minute(outcomes: list[Outcome]) -> list[dict]:
     return rows
 
 
+REFUSED = {"queue_full", "deadline_unmeetable"}  # the time bound answering at once
+
+
 def recoveries(outcomes: list[Outcome], kills: list[dict], window_s: float = 90) -> list[dict]:
-    """Per kill: failed answers to requests sent in the window after it, and when the last
-    of them came (the time the cluster took to serve everything again)."""
+    """Per kill, over the answers in the window after it: refusals by the time bound
+    (503 ``queue_full``: the admission doing its job while capacity is short), other
+    failed answers, and when the last of those came (the time the cluster took to serve
+    every accepted request again)."""
     rows = []
     for i, kill in enumerate(kills):
         end = kills[i + 1]["t"] if i + 1 < len(kills) else kill["t"] + window_s
-        failed = [
+        bad = [
             o for o in outcomes if kill["t"] <= o.done < min(end, kill["t"] + window_s) and not o.ok
         ]
+        failed = [o for o in bad if o.cause not in REFUSED]
         last = max((o.done for o in failed), default=kill["t"])
         rows.append(
             {
                 **kill,
+                "refused": len(bad) - len(failed),
                 "failed_answers": len(failed),
                 "recovery_s": round(last - kill["t"], 1),
                 "causes": dict(Counter(f"{o.status} {o.cause}" for o in failed)),
@@ -304,21 +329,27 @@ def recoveries(outcomes: list[Outcome], kills: list[dict], window_s: float = 90)
 
 
 def leaks(samples: list[dict], warm_up_s: float, min_span_s: float) -> list[dict]:
+    """RSS growth per replica from just after its warm-up to its end; growth past
+    LEAK_GROWTH is flagged. Each end is the median of a minute of samples (one every
+    5 s), so one sample taken mid-batch does not decide it."""
     series = defaultdict(list)
     for s in samples:
         series[s["replica"]].append((s["t"], s["rss"]))
     rows = []
     for replica, points in sorted(series.items()):
         first_t = points[0][0]
-        later = [(t, rss) for t, rss in points if t >= first_t + warm_up_s]
-        if len(later) < 2 or later[-1][0] - later[0][0] < min_span_s or not later[0][1]:
+        later = [(t, rss) for t, rss in points if t >= first_t + warm_up_s and rss]
+        if len(later) < 2 or later[-1][0] - later[0][0] < min_span_s:
             continue
-        growth = later[-1][1] / later[0][1] - 1
+        window = max(1, min(12, len(later) // 4))
+        start = float(np.median([rss for _, rss in later[:window]]))
+        end = float(np.median([rss for _, rss in later[-window:]]))
+        growth = end / start - 1
         rows.append(
             {
                 "replica": replica,
-                "rss_mb_after_warm_up": round(later[0][1] / 2**20),
-                "rss_mb_end": round(later[-1][1] / 2**20),
+                "rss_mb_after_warm_up": round(start / 2**20),
+                "rss_mb_end": round(end / 2**20),
                 "growth_pct": round(100 * growth, 1),
                 "leak": growth > LEAK_GROWTH,
             }
@@ -411,6 +442,7 @@ def run(args) -> dict[str, Any]:
 
     answered = [o for o in outcomes if o.status is not None]
     lost = [o for o in outcomes if o.status is None]
+    cut = [o for o in outcomes if o.cause == "stream cut"]
     errors = Counter(f"{o.status} {o.cause}" for o in outcomes if not o.ok)
     minutes = per_minute(outcomes)
     recovery = recoveries(outcomes, kills)
@@ -424,6 +456,7 @@ def run(args) -> dict[str, Any]:
         "sent": len(outcomes),
         "answered": len(answered),
         "lost": len(lost),
+        "streams_cut": len(cut),
         "as_expected": sum(o.ok for o in outcomes),
         "by_kind": dict(Counter(o.kind for o in outcomes)),
     }
