@@ -56,9 +56,12 @@ def derive_config(
     pipelines: dict[str, list[str]] | None = None,
     deployments: dict[str, dict[str, Any]] | None = None,
     source: str = "serve_config.yaml",
+    time_bound: bool = False,
 ):
     """``source`` with only ``models`` (and ``pipelines``), on ``port``, each deployment's
-    options from the file updated by ``deployments[name]``."""
+    options from the file updated by ``deployments[name]``. Without ``time_bound`` the
+    admission's queue-time bound is off: a benchmark that drives a chosen concurrency
+    measures speed, not refusals (the soak and the overload benchmark keep it)."""
     from deployments.config import SonarayArgs
     from deployments.launch import load_config
 
@@ -71,6 +74,8 @@ def derive_config(
     args["pipelines"] = pipelines or {}
     if (args.get("realtime") or {}).get("pipeline") not in (None, *args["pipelines"]):
         args.pop("realtime")  # its pipeline is not served here
+    if not time_bound:
+        args["limits"] = {**args.get("limits", {}), "max_queue_seconds": None}
     tasks = set(SonarayArgs.model_validate(args).tasks)
     app.args = args
     kept = []

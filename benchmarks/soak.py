@@ -76,6 +76,7 @@ def cluster_config():
         PORT,
         models,
         pipelines={"speech-to-speech": ["frames", "seq2seq", "tts"]},
+        time_bound=True,
         deployments={
             "Router": {"ray_actor_options": {"num_cpus": 0.25, "resources": {HEAD: 1}}},
             "seq2seq": {"num_replicas": 2, "ray_actor_options": {"num_cpus": 1, **on_worker}},
