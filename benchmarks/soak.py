@@ -14,7 +14,7 @@ per replica over time (growth past 10 % after warm-up is flagged as a leak); wri
 results/soak.json and results/soak.png.
 
     .venv/bin/python benchmarks/soak.py --quick     # ~3 minutes of load
-    .venv/bin/python benchmarks/soak.py             # 25 minutes
+    .venv/bin/python benchmarks/soak.py             # 20 minutes
 """
 
 from __future__ import annotations
@@ -402,7 +402,7 @@ def run(args) -> dict[str, Any]:
 
     from deployments.launch import deploy_config
 
-    duration = 180.0 if args.quick else 1500.0
+    duration = 180.0 if args.quick else 1200.0
     every = duration / 4
     plan = [(every, "seq2seq"), (2 * every, "Router"), (3 * every, "node")]
     if not args.quick:  # each fault twice over the long run
