@@ -198,7 +198,7 @@ async def sdk_loop(base: str, clip: bytes, out: list[Outcome], t0: float, until:
                 await client.transcribe(clip)
                 status, cause = 200, ""
             except errors.APIStatusError as exc:
-                status, cause = exc.status_code, type(exc).__name__
+                status, cause = exc.status_code, exc.code or type(exc).__name__
             except errors.APIConnectionError as exc:
                 status, cause = None, type(exc).__name__
             out.append(Outcome("sdk", sent, time.monotonic() - t0, status, cause))

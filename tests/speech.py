@@ -96,6 +96,14 @@ def words(text: str) -> list[str]:
     return re.findall(r"[a-z0-9']+", text.lower())
 
 
+def same_samples(a: np.ndarray, b: np.ndarray, tolerance: int = 32) -> bool:
+    """Two int16 renderings of one text are the same audio up to float rounding: a
+    sentence synthesized in a padded batch with other requests' sentences can differ from
+    one synthesized alone in its last bits (``tolerance`` of 32768)."""
+    a, b = np.asarray(a, dtype=np.int32), np.asarray(b, dtype=np.int32)
+    return a.shape == b.shape and int(np.abs(a - b).max(initial=0)) <= tolerance
+
+
 def heard_as(text: str, sentence: str) -> bool:
     """``text`` is ``sentence`` give or take one word.
 

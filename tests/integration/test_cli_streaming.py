@@ -11,7 +11,7 @@ import pytest
 import soundfile as sf
 from sonaray_client import Sonaray
 from sonaray_client.cli import app
-from speech import SENTENCES, heard_as, synthesize, words
+from speech import SENTENCES, heard_as, same_samples, synthesize, words
 from typer.testing import CliRunner
 
 pytestmark = pytest.mark.serve
@@ -73,6 +73,6 @@ def test_speak_to_stdout_streams_playable_audio(serve_url):
     assert pcm.exit_code == 0 and wav.exit_code == 0
     audio, rate = sf.read(io.BytesIO(wav.stdout_bytes), dtype="int16")
     assert rate == 22050
-    assert np.array_equal(audio, np.frombuffer(pcm.stdout_bytes, "<i2"))
+    assert same_samples(audio, np.frombuffer(pcm.stdout_bytes, "<i2"))
     with Sonaray(base_url=serve_url) as client:
         assert heard_as(client.transcribe((audio, rate)).text, text)
