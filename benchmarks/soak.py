@@ -57,7 +57,7 @@ class Outcome:
     kind: str
     sent: float  # seconds since the load started
     done: float
-    status: int | None  # None: no HTTP answer, or a stream cut without an ending (lost)
+    status: int | None  # None: no HTTP answer (lost); a stream cut mid-way is 200, "stream cut"
     cause: str  # error code from the envelope or error event, or the transport error
 
     @property
