@@ -9,8 +9,9 @@ replica, the Router replica, and a whole worker node (then adds a fresh one, as
 Kubernetes would). It reports requests sent / answered / lost (sent, and no HTTP answer:
 must be 0), streams cut mid-way (the Router serving them was killed: a failed answer),
 errors by status and cause, p50/p95 latency per minute, per kill the refusals by the time
-bound, the other failed answers and the recovery time (until the last of those), and RSS
-per replica over time (growth past 10 % after warm-up is flagged as a leak); writes
+bound, the other failed answers and the recovery time (until the last of those), and the
+memory of each replica over time: its private memory growing past 10 % after warm-up is
+flagged as a leak (RSS is shown too; it also counts shared object-store pages); writes
 results/soak.json and results/soak.png.
 
     .venv/bin/python benchmarks/soak.py --quick     # ~3 minutes of load
@@ -257,20 +258,29 @@ def sample_memory(samples: list[dict], at: float) -> None:
         print(f"  memory sample skipped: {type(exc).__name__}", file=sys.stderr)
         return
     for r in snapshot.reports:
-        samples.append({"t": at, "replica": f"{r.task}:{r.replica[:8]}", "rss": r.rss_bytes})
+        samples.append(
+            {
+                "t": at,
+                "replica": f"{r.task}:{r.replica[:8]}",
+                "rss": r.rss_bytes,
+                "private": r.private_bytes,
+            }
+        )
 
 
 def faults_and_memory(cluster, workers, plan, kills, samples, t0: float, until: float) -> None:
-    """The main thread's part (Ray adds nodes only from it): kills on schedule, and RSS
-    of every replica every 5 s."""
+    """The main thread's part (Ray adds nodes only from it): kills on schedule, and the
+    memory of every replica every 5 s."""
     plan = list(plan)
     next_sample = t0
     while time.monotonic() < until:
         now = time.monotonic()
         if plan and now - t0 >= plan[0][0]:
             _, what = plan.pop(0)
-            note = kill_worker_node(cluster, workers) if what == "node" else kill_replica(what)
+            # The moment the kill starts: answers failed by it come after this, even the
+            # ones that come back while the kill call is still returning.
             moment = round(time.monotonic() - t0, 1)
+            note = kill_worker_node(cluster, workers) if what == "node" else kill_replica(what)
             kills.append({"t": moment, "what": what, "note": note})
             print(f"  t={moment:6.1f}s {note}")
         if now >= next_sample:
@@ -329,29 +339,42 @@ def recoveries(outcomes: list[Outcome], kills: list[dict], window_s: float = 90)
     return rows
 
 
+def _ends(points: list[tuple], column: int) -> tuple[float, float]:
+    """The median of ``column`` over the first and the last minute (12 samples) of points."""
+    window = max(1, min(12, len(points) // 4))
+    values = [p[column] for p in points]
+    return float(np.median(values[:window])), float(np.median(values[-window:]))
+
+
 def leaks(samples: list[dict], warm_up_s: float, min_span_s: float) -> list[dict]:
-    """RSS growth per replica from just after its warm-up to its end; growth past
-    LEAK_GROWTH is flagged. Each end is the median of a minute of samples (one every
-    5 s), so one sample taken mid-batch does not decide it."""
+    """Memory growth per replica from just after its warm-up to its end; growth of its
+    private memory past LEAK_GROWTH is flagged. Each end is the median of a minute of
+    samples (one every 5 s), so one sample taken mid-batch does not decide it.
+
+    RSS is reported too, but does not decide: it also counts the object-store pages a
+    replica has read arguments from (shared memory), which grow until the replica has
+    touched the store's working set, leak or not.
+    """
     series = defaultdict(list)
     for s in samples:
-        series[s["replica"]].append((s["t"], s["rss"]))
+        series[s["replica"]].append((s["t"], s["rss"], s["private"]))
     rows = []
     for replica, points in sorted(series.items()):
         first_t = points[0][0]
-        later = [(t, rss) for t, rss in points if t >= first_t + warm_up_s and rss]
+        later = [p for p in points if p[0] >= first_t + warm_up_s and p[2]]
         if len(later) < 2 or later[-1][0] - later[0][0] < min_span_s:
             continue
-        window = max(1, min(12, len(later) // 4))
-        start = float(np.median([rss for _, rss in later[:window]]))
-        end = float(np.median([rss for _, rss in later[-window:]]))
+        (rss_start, rss_end), (start, end) = _ends(later, 1), _ends(later, 2)
         growth = end / start - 1
         rows.append(
             {
                 "replica": replica,
-                "rss_mb_after_warm_up": round(start / 2**20),
-                "rss_mb_end": round(end / 2**20),
+                "private_mb_after_warm_up": round(start / 2**20),
+                "private_mb_end": round(end / 2**20),
                 "growth_pct": round(100 * growth, 1),
+                "rss_mb_after_warm_up": round(rss_start / 2**20),
+                "rss_mb_end": round(rss_end / 2**20),
+                "rss_growth_pct": round(100 * (rss_end / rss_start - 1), 1),
                 "leak": growth > LEAK_GROWTH,
             }
         )
@@ -376,10 +399,10 @@ def plot(outcomes: list[Outcome], samples: list[dict], kills: list[dict], path) 
     top.legend(fontsize=7, ncol=4)
     series = defaultdict(list)
     for s in samples:
-        series[s["replica"]].append((s["t"], s["rss"] / 2**20))
+        series[s["replica"]].append((s["t"], s["private"] / 2**20))
     for replica, points in sorted(series.items()):
         bottom.plot(*zip(*points, strict=True), label=replica, linewidth=1)
-    bottom.set_ylabel("RSS (MiB)")
+    bottom.set_ylabel("private memory (MiB)")
     bottom.set_xlabel("seconds since load started")
     bottom.legend(fontsize=6, ncol=3)
     for kill in kills:
@@ -452,7 +475,7 @@ def run(args) -> dict[str, Any]:
     harness.print_table(
         "after each kill", [{k: v for k, v in r.items() if k != "causes"} for r in recovery]
     )
-    harness.print_table("RSS per replica", memory)
+    harness.print_table("memory per replica (MiB)", memory)
     totals = {
         "sent": len(outcomes),
         "answered": len(answered),

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -40,6 +39,7 @@ class ReplicaReport:
     seconds_per_item: float | None
     served_items: int
     rss_bytes: int
+    private_bytes: int
     node_id: str
     at: float
 
@@ -69,13 +69,23 @@ class ReplicaLoad:
         self.seconds_per_item = per_item if old is None else old + EWMA_WEIGHT * (per_item - old)
 
 
-def _rss_bytes() -> int:
-    """Resident memory of this process (Linux /proc; 0 where there is none)."""
+def _memory_bytes() -> tuple[int, int]:
+    """This process's resident memory, and the private (anonymous) part of it.
+
+    The resident figure also counts the object-store pages a replica has read arguments
+    from (Ray's shared memory): they grow as the replica touches more of the store, and
+    stop at the store's size. The private figure is the process's own heap, where a leak
+    shows. (Linux /proc; zeros where there is none.)
+    """
+    fields = {}
     try:
-        pages = int(Path("/proc/self/statm").read_text().split()[1])
+        for line in Path("/proc/self/status").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key in ("VmRSS", "RssAnon"):
+                fields[key] = int(value.split()[0]) * 1024
     except (OSError, IndexError, ValueError):
-        return 0
-    return pages * os.sysconf("SC_PAGE_SIZE")
+        return 0, 0
+    return fields.get("VmRSS", 0), fields.get("RssAnon", 0)
 
 
 async def report_forever(board, task: str, load: ReplicaLoad) -> None:
@@ -92,7 +102,7 @@ async def report_forever(board, task: str, load: ReplicaLoad) -> None:
             load.in_flight,
             load.seconds_per_item,
             load.served_items,
-            _rss_bytes(),
+            *_memory_bytes(),
             node_id,
             time.time(),
         )

@@ -15,7 +15,7 @@ from deployments.serving.load_board import REPORT_EVERY_S, BoardSnapshot, Replic
 
 
 def report(task: str, in_flight: int, per_item: float | None, replica: str = "a"):
-    return ReplicaReport(task, replica, in_flight, per_item, 0, 0, "node", time.time())
+    return ReplicaReport(task, replica, in_flight, per_item, 0, 0, 0, "node", time.time())
 
 
 def board(*reports: ReplicaReport, draining: bool = False) -> BoardSnapshot:
