@@ -1,6 +1,7 @@
 """Serving overhead: the same clips through HTTP -> router -> seq2seq vs a direct engine call.
 
-Requests are sequential (concurrency 1) and alternate served / direct clip by clip, so
+The engine is the default one: Whisper tiny.en on CTranslate2 (int8). Requests are
+sequential (concurrency 1) and alternate served / direct clip by clip, so
 both sides see the same machine load. ``/healthz`` (no model) isolates the HTTP + router
 cost. The overhead ratio is served p50 / direct p50.
 """
@@ -27,7 +28,7 @@ from harness import (
 )
 
 PORT = 8201
-MODEL = "whisper-tiny.en"
+MODEL = "whisper-tiny.en-ct2"
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -35,15 +36,17 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from speech import SENTENCES, synthesize
 
     from deployments.protocol import AudioItem
-    from deployments.tasks.seq2seq import WhisperEngine
+    from deployments.tasks.registry import load_engine
 
     clips = [synthesize(s) for s in SENTENCES[: 3 if args.quick else len(SENTENCES)]]
     rounds = 2 if args.quick else 3
     try:
-        engine = WhisperEngine(model_path(MODEL), name=MODEL, num_threads=MODEL_THREADS)
+        engine = load_engine(
+            "seq2seq", "ctranslate2", model_path(MODEL), name=MODEL, num_threads=MODEL_THREADS
+        )
         engine.forward([AudioItem(clips[0], 16000, TranscriptionOptions())])  # warm-up
     except Exception as exc:
-        raise BaselineFailed(f"direct WhisperEngine: {exc}") from exc
+        raise BaselineFailed(f"direct CT2WhisperEngine: {exc}") from exc
 
     config = derive_config(
         PORT,
@@ -79,7 +82,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             texts.add(json.loads(one.bodies[0])["text"] == out[0].text)
 
     rows = [
-        {"path": "direct WhisperEngine.forward", **summary(direct)},
+        {"path": "direct CT2WhisperEngine.forward", **summary(direct)},
         {"path": "HTTP -> router -> seq2seq", **summary(served)},
         {"path": "HTTP -> router (/healthz)", **summary(noop.latencies)},
     ]

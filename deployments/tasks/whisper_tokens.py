@@ -105,10 +105,55 @@ class WhisperVocab:
         return sorted(self.lang_to_id, key=self.lang_to_id.__getitem__)
 
     def features(self, audios: list[np.ndarray], return_tensors: str = "np"):
-        """Log-mel features padded to 30 s, one row per chunk."""
-        return self.processor.feature_extractor(
-            audios, sampling_rate=self.sampling_rate, return_tensors=return_tensors
-        ).input_features
+        """Log-mel features padded to 30 s, one row per chunk (at most 30 s each).
+
+        They equal the feature extractor's (to float rounding), which pads each chunk with
+        zeros to 30 s first. Here the STFT runs over the chunk alone: the frames that see
+        only padding are one constant, so a 4 s clip costs 4 s of STFT, not 30.
+        """
+        extractor = self.processor.feature_extractor
+        if getattr(extractor, "dither", 0.0):  # random noise in the padding: no shortcut
+            return extractor(
+                audios, sampling_rate=self.sampling_rate, return_tensors=return_tensors
+            ).input_features
+        features = np.stack([self._log_mel(extractor, a) for a in audios])
+        if return_tensors == "pt":
+            import torch
+
+            return torch.from_numpy(features)
+        return features
+
+    @staticmethod
+    def _log_mel(extractor, audio: np.ndarray) -> np.ndarray:
+        """One chunk's Whisper log-mel spectrogram (n_mels, 3000), as on 30 s of padding."""
+        import torch
+
+        hop, n_fft, total = extractor.hop_length, extractor.n_fft, extractor.n_samples
+        frames = extractor.nb_max_frames
+        n = min(len(audio), total)
+        # A tail of zeros so that the last frames computed see padding alone, and their
+        # centred windows reflect only zeros, as they would inside the full 30 s.
+        length = min(n + n_fft + (-n) % hop, total)
+        wave = np.zeros(length, np.float32)
+        wave[:n] = audio[:n]
+        stft = torch.stft(
+            torch.from_numpy(wave),
+            n_fft,
+            hop,
+            window=torch.hann_window(n_fft),
+            return_complex=True,
+        )
+        power = (stft.abs() ** 2).contiguous()
+        if length == total:
+            power = power[:, :frames].contiguous()  # the extractor drops the last frame
+        mel = torch.from_numpy(np.ascontiguousarray(extractor.mel_filters.T, np.float32)) @ power
+        log_spec = torch.clamp(mel, min=1e-10).log10()
+        # Padding frames are log10(1e-10) = -10, never above the chunk's own maximum
+        # (the last frame computed above is padding already).
+        floor = log_spec.max() - 8.0
+        out = torch.full((mel.shape[0], frames), max(-10.0, float(floor)))
+        out[:, : log_spec.shape[1]] = torch.maximum(log_spec, floor)
+        return ((out + 4.0) / 4.0).numpy()
 
     def start_tokens(self, language: str | None, options: TranscriptionOptions) -> list[int]:
         """``<|startoftranscript|> [<|lang|> <|task|>]``: the prompt-free score prefix."""

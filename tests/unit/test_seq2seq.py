@@ -223,6 +223,19 @@ def test_ct2_encoding_chunk_by_chunk_equals_one_batched_encode(model_path):
     ]
 
 
+@pytest.mark.parametrize(
+    "samples", [0, 1, 159, 160, 399, 64_000, 16_000 * 29 + 123, 479_999, 480_000, 600_000]
+)
+def test_features_equal_the_feature_extractor_on_30_s_of_padding(engine, samples):
+    """The engines' features skip the STFT of a chunk's zero padding; they still equal
+    the transformers extractor's, which pads every chunk to 30 s first."""
+    audio = (np.random.default_rng(samples).standard_normal(samples) * 0.1).astype(np.float32)
+    audio[: samples // 4] = 0.0  # silence inside the chunk is computed, not skipped
+    extractor = engine.vocab.processor.feature_extractor
+    expected = extractor([audio], sampling_rate=SR, return_tensors="np").input_features
+    np.testing.assert_allclose(engine.vocab.features([audio]), expected, atol=1e-5)
+
+
 @pytest.mark.parametrize("compute_type", ["float16", "int4"])
 def test_ct2_compute_type_not_offered_on_cpu_is_a_config_error(model_path, compute_type):
     with pytest.raises(ConfigError, match="compute_type"):
