@@ -24,6 +24,7 @@ from sonaray_client.types import ModelCard
 from deployments.errors import ModelError, ModelNotFound, SonarayError
 from deployments.models.store import built_at, resolve
 from deployments.serving.batch_queue import BatchQueue
+from deployments.serving.heap import HeapTrimmer
 from deployments.serving.load_board import ReplicaLoad, report_forever
 from deployments.tasks.base import set_torch_threads
 from deployments.tasks.registry import load_engine
@@ -113,6 +114,7 @@ class TaskDeployment:
         # buffers (torch, CTranslate2, onnxruntime) and malloc's per-thread arenas are then
         # reused batch after batch instead of growing one set per pool thread.
         self._model_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"{task}-model")
+        self._heap = HeapTrimmer()
         self._default_engine = await self.get_engine(default)
         # In-flight items and service time per item, for the routers' time-bound admission.
         self.load = ReplicaLoad()
@@ -167,6 +169,8 @@ class TaskDeployment:
         )
         self._model_time.observe(time.perf_counter() - start, tags=tags)
         self.load.served(len(items), time.perf_counter() - start)
+        if self._heap.due():  # on the model thread after this batch: the next one waits 5-15 ms
+            self._model_thread.submit(self._heap.trim)
         broken = 0
         for r in results:
             if isinstance(r, Failed):
