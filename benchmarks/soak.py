@@ -277,9 +277,10 @@ def faults_and_memory(cluster, workers, plan, kills, samples, t0: float, until: 
         now = time.monotonic()
         if plan and now - t0 >= plan[0][0]:
             _, what = plan.pop(0)
-            # The moment the kill starts: answers failed by it come after this, even the
-            # ones that come back while the kill call is still returning.
-            moment = round(time.monotonic() - t0, 1)
+            # The moment the kill starts (to the ms: rounded up, it could pass answers the
+            # kill failed): answers failed by it come after this, even the ones that come
+            # back while the kill call is still returning.
+            moment = round(time.monotonic() - t0, 3)
             note = kill_worker_node(cluster, workers) if what == "node" else kill_replica(what)
             kills.append({"t": moment, "what": what, "note": note})
             print(f"  t={moment:6.1f}s {note}")
