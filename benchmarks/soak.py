@@ -393,9 +393,14 @@ def plot(outcomes: list[Outcome], samples: list[dict], kills: list[dict], path) 
         ok = [(o.sent, o.done - o.sent) for o in outcomes if o.kind == kind and o.ok]
         if ok:
             top.scatter(*zip(*ok, strict=True), s=6, label=kind)
-    bad = [(o.sent, o.done - o.sent) for o in outcomes if not o.ok]
-    if bad:
-        top.scatter(*zip(*bad, strict=True), s=14, marker="x", color="red", label="failed")
+    for label, refused, color in (("refused (time bound)", True, "grey"), ("failed", False, "red")):
+        bad = [
+            (o.sent, o.done - o.sent)
+            for o in outcomes
+            if not o.ok and (o.cause in REFUSED) == refused
+        ]
+        if bad:
+            top.scatter(*zip(*bad, strict=True), s=14, marker="x", color=color, label=label)
     top.set_ylabel("latency (s)")
     top.legend(fontsize=7, ncol=4)
     series = defaultdict(list)
