@@ -2,8 +2,9 @@
 (what ``scripts/serve`` runs after set-up) to the first answered request, and the memory
 of the idle default cluster summed over all its Ray processes and per replica.
 
-The baseline is one plain Python process that loads the same default engines (Whisper
-tiny.en, Silero VAD, Piper) and transcribes one clip: the ratios say what the cluster
+The baseline is one plain Python process that loads the same engines (each task's
+default model in ``serve_config.yaml``: Whisper tiny.en on CTranslate2, Silero VAD,
+Piper, the Whisper keyword spotter) and transcribes one clip: the ratios say what the cluster
 costs over a script. The served config is ``serve_config.yaml`` unchanged but for the
 port (and host 127.0.0.1). Memory is read from /proc: RSS, and PSS, which splits shared
 pages (torch's libraries, Ray's object store) between the processes that map them, so
@@ -54,8 +55,7 @@ from deployments.models.store import resolve
 from deployments.protocol import AudioItem
 from deployments.tasks.registry import load_engine
 engines = {}
-for task, name in [("seq2seq", "whisper-tiny.en-ct2"), ("frames", "silero-vad"),
-                   ("tts", "piper-joe-medium")]:
+for task, name in json.loads(sys.argv[2]):
     r = resolve(name)
     engines[task] = load_engine(task, r.engine, r.path, name=name)
 clip = synthesize("Hello world, this is a test of speech recognition.")
@@ -78,10 +78,18 @@ def _cpu_demand(raw: dict) -> float:
     return total
 
 
-def _plain() -> dict[str, Any]:
+def _default_models(raw: dict) -> list[tuple[str, str]]:
+    """(task, store ref) of each task's default model in the served config."""
+    from deployments.config import SonarayArgs
+
+    args = SonarayArgs.model_validate(raw["applications"][0]["args"])
+    return [(task, args.default_model(task).ref) for task in args.tasks]
+
+
+def _plain(models: list[tuple[str, str]]) -> dict[str, Any]:
     started = time.time()
     out = subprocess.run(
-        [sys.executable, "-c", PLAIN_SCRIPT, str(started)],
+        [sys.executable, "-c", PLAIN_SCRIPT, str(started), json.dumps(models)],
         cwd=REPO,
         capture_output=True,
         text=True,
@@ -231,7 +239,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "which the README's serve command never gets every replica scheduled",
             file=sys.stderr,
         )
-    plain = _plain()
+    plain = _plain(_default_models(raw))
     with tempfile.TemporaryDirectory() as tmp:
         config_path = Path(tmp) / "serve_config.yaml"
         config_path.write_text(yaml.safe_dump(raw))
