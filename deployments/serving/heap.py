@@ -12,11 +12,8 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
-import logging
 import time
 from collections.abc import Callable
-
-logger = logging.getLogger(__name__)
 
 # A trim takes 5-15 ms after a large batch; once every 10 s costs ~0.1 % of a busy replica.
 TRIM_EVERY_S = 10.0
