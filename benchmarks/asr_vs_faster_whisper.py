@@ -29,13 +29,14 @@ from typing import Any
 from harness import (
     MODEL_THREADS,
     BaselineFailed,
+    ct2_whisper,
     derive_config,
     main,
-    model_path,
     print_table,
     ratio,
     run_load,
     serve_cluster,
+    transcribe_direct,
     wav_bytes,
 )
 
@@ -82,20 +83,6 @@ def _faster_whisper_model(compute_type: str, warm_up_clip):
         raise BaselineFailed(f"faster-whisper {compute_type}: {exc}") from exc
 
 
-def _engine(warm_up_clip):
-    """Sonaray's CTranslate2 engine in this process, as a replica loads it, warmed up."""
-    from sonaray_client.types import TranscriptionOptions
-
-    from deployments.protocol import AudioItem
-    from deployments.tasks.registry import load_engine
-
-    engine = load_engine(
-        "seq2seq", "ctranslate2", model_path(MODEL), name=MODEL, num_threads=MODEL_THREADS
-    )
-    engine.forward([AudioItem(warm_up_clip, 16000, TranscriptionOptions())])
-    return engine
-
-
 def _faster_whisper(model, clips: list) -> tuple[float, list[str]]:
     """Wall seconds and texts of faster-whisper over ``clips``, one by one, greedy."""
     texts = []
@@ -137,7 +124,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         },
     )
     fw = {ct: _faster_whisper_model(ct, clips[0]) for ct in ("int8", "float32")}
-    engine = _engine(clips[0])
+    engine = ct2_whisper(MODEL, clips[0])
     rounds = 1 if args.quick else 3
     walls: dict[str, float] = {}
     wers: dict[str, float | None] = {}
@@ -151,14 +138,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         wers.setdefault(name, _wer(texts, truths) if concurrency == 1 else None)
 
     def in_process() -> None:
-        from sonaray_client.types import TranscriptionOptions
-
-        from deployments.protocol import AudioItem
-
-        texts = []
         started = time.perf_counter()
-        for clip in clips:
-            texts += [engine.forward([AudioItem(clip, 16000, TranscriptionOptions())])[0].text]
+        texts = [transcribe_direct(engine, clip).text for clip in clips]
         name = "Sonaray engine in-process (ctranslate2 int8), one by one"
         walls[name] = walls.get(name, 0.0) + time.perf_counter() - started
         wers.setdefault(name, _wer(texts, truths))

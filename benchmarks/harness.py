@@ -106,6 +106,30 @@ def model_path(name: str) -> Path:
     return store.store_root() / name
 
 
+def transcribe_direct(engine, clip: np.ndarray):
+    """One 16 kHz clip through a seq2seq engine in this process, default options."""
+    from sonaray_client.types import TranscriptionOptions
+
+    from deployments.protocol import AudioItem
+
+    return engine.forward([AudioItem(clip, 16000, TranscriptionOptions())])[0]
+
+
+def ct2_whisper(name: str, warm_up_clip: np.ndarray):
+    """The CTranslate2 Whisper engine of store model ``name`` in this process, as a replica
+    loads it (``MODEL_THREADS`` threads), warmed up on one clip; BaselineFailed if not."""
+    from deployments.tasks.registry import load_engine
+
+    try:
+        engine = load_engine(
+            "seq2seq", "ctranslate2", model_path(name), name=name, num_threads=MODEL_THREADS
+        )
+        transcribe_direct(engine, warm_up_clip)
+    except Exception as exc:
+        raise BaselineFailed(f"direct CT2WhisperEngine ({name}): {exc}") from exc
+    return engine
+
+
 @contextlib.contextmanager
 def serve_cluster(config) -> Iterator[str]:
     """Start a local Ray, deploy ``config``, yield the base URL; always shut both down."""

@@ -14,16 +14,16 @@ from typing import Any
 
 from harness import (
     MODEL_THREADS,
-    BaselineFailed,
+    ct2_whisper,
     derive_config,
     main,
-    model_path,
     print_table,
     ratio,
     run_load,
     serve_cluster,
     summary,
     timed,
+    transcribe_direct,
     wav_bytes,
 )
 
@@ -32,21 +32,11 @@ MODEL = "whisper-tiny.en-ct2"
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    from sonaray_client.types import TranscriptionOptions
     from speech import SENTENCES, synthesize
-
-    from deployments.protocol import AudioItem
-    from deployments.tasks.registry import load_engine
 
     clips = [synthesize(s) for s in SENTENCES[: 3 if args.quick else len(SENTENCES)]]
     rounds = 2 if args.quick else 3
-    try:
-        engine = load_engine(
-            "seq2seq", "ctranslate2", model_path(MODEL), name=MODEL, num_threads=MODEL_THREADS
-        )
-        engine.forward([AudioItem(clips[0], 16000, TranscriptionOptions())])  # warm-up
-    except Exception as exc:
-        raise BaselineFailed(f"direct CT2WhisperEngine: {exc}") from exc
+    engine = ct2_whisper(MODEL, clips[0])
 
     config = derive_config(
         PORT,
@@ -72,14 +62,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 1,
                 1,
             )
-            seconds, out = timed(
-                lambda clip=clip: engine.forward([AudioItem(clip, 16000, TranscriptionOptions())])
-            )
+            seconds, out = timed(lambda clip=clip: transcribe_direct(engine, clip))
             if k == 0:
                 continue  # the first served request also fetches the model's sampling rate
             served.append(one.latencies[0])
             direct.append(seconds)
-            texts.add(json.loads(one.bodies[0])["text"] == out[0].text)
+            texts.add(json.loads(one.bodies[0])["text"] == out.text)
 
     rows = [
         {"path": "direct CT2WhisperEngine.forward", **summary(direct)},
