@@ -7,6 +7,7 @@ timings with the functions here, so they give the same results for the same toke
 
 from __future__ import annotations
 
+import functools
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -116,18 +117,28 @@ class WhisperVocab:
             return extractor(
                 audios, sampling_rate=self.sampling_rate, return_tensors=return_tensors
             ).input_features
-        features = np.stack([self._log_mel(extractor, a) for a in audios])
+        features = np.stack([self._log_mel(a) for a in audios])
         if return_tensors == "pt":
             import torch
 
             return torch.from_numpy(features)
         return features
 
-    @staticmethod
-    def _log_mel(extractor, audio: np.ndarray) -> np.ndarray:
+    @functools.cached_property
+    def _stft_bases(self):
+        """The Hann window and the mel filterbank (n_mels, n_freqs), as torch tensors."""
+        import torch
+
+        extractor = self.processor.feature_extractor
+        mel = torch.from_numpy(np.ascontiguousarray(extractor.mel_filters.T, np.float32))
+        return torch.hann_window(extractor.n_fft), mel
+
+    def _log_mel(self, audio: np.ndarray) -> np.ndarray:
         """One chunk's Whisper log-mel spectrogram (n_mels, 3000), as on 30 s of padding."""
         import torch
 
+        extractor = self.processor.feature_extractor
+        window, mel_basis = self._stft_bases
         hop, n_fft, total = extractor.hop_length, extractor.n_fft, extractor.n_samples
         frames = extractor.nb_max_frames
         n = min(len(audio), total)
@@ -140,13 +151,13 @@ class WhisperVocab:
             torch.from_numpy(wave),
             n_fft,
             hop,
-            window=torch.hann_window(n_fft),
+            window=window,
             return_complex=True,
         )
         power = (stft.abs() ** 2).contiguous()
         if length == total:
             power = power[:, :frames].contiguous()  # the extractor drops the last frame
-        mel = torch.from_numpy(np.ascontiguousarray(extractor.mel_filters.T, np.float32)) @ power
+        mel = mel_basis @ power
         log_spec = torch.clamp(mel, min=1e-10).log10()
         # Padding frames are log10(1e-10) = -10, never above the chunk's own maximum
         # (the last frame computed above is padding already).
