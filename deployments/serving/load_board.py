@@ -69,7 +69,7 @@ class ReplicaLoad:
         self.seconds_per_item = per_item if old is None else old + EWMA_WEIGHT * (per_item - old)
 
 
-def _memory_bytes() -> tuple[int, int]:
+def process_memory() -> tuple[int, int]:
     """This process's resident memory, and the private (anonymous) part of it.
 
     The resident figure also counts the object-store pages a replica has read arguments
@@ -102,7 +102,7 @@ async def report_forever(board, task: str, load: ReplicaLoad) -> None:
             load.in_flight,
             load.seconds_per_item,
             load.served_items,
-            *_memory_bytes(),
+            *process_memory(),
             node_id,
             time.time(),
         )

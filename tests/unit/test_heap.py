@@ -3,20 +3,17 @@
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 import pytest
 
 from deployments.serving.heap import HeapTrimmer
+from deployments.serving.load_board import process_memory
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc and /proc")
 
 
 def private_mib() -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("RssAnon:"):
-            return int(line.split()[1]) // 1024
-    raise AssertionError("no RssAnon in /proc/self/status")
+    return process_memory()[1] // 2**20
 
 
 def test_trim_returns_freed_heap_that_malloc_kept():
